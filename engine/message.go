@@ -1,0 +1,328 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// Message is one bus message, normalized from whatever shape it arrived in:
+// a datagrepper /raw record, a /v2 record or a fedmsg ZeroMQ envelope. It is
+// immutable once decoded and may be shared by every model goroutine.
+type Message struct {
+	// ID is the message id as the source sent it ("2015-<uuid>" or "<uuid>").
+	ID string
+	// Key is the dedupe key: ID without a leading "YYYY-". The same message
+	// bridged between ZeroMQ and AMQP carries both forms.
+	Key string
+	// Topic is the full topic, e.g. org.fedoraproject.prod.buildsys.build.state.change.
+	Topic string
+	// TimeUS is the message time in microseconds since the Unix epoch (UTC).
+	TimeUS int64
+	// Raw is the record exactly as received. Body and headers are read from
+	// it on demand, so models that never look at the body never pay for it.
+	Raw []byte
+
+	memoMu sync.Mutex
+	memo   map[any]any
+}
+
+// Memo returns the value cached on the message under key, computing it
+// with fn the first time. It lets work that every model would repeat (such
+// as extracting the users a message is about) run once per message, shared
+// by all models.
+func (m *Message) Memo(key any, fn func() any) any {
+	m.memoMu.Lock()
+	defer m.memoMu.Unlock()
+	if v, ok := m.memo[key]; ok {
+		return v
+	}
+	if m.memo == nil {
+		m.memo = map[any]any{}
+	}
+	v := fn()
+	m.memo[key] = v
+	return v
+}
+
+// Position is a place in the journal's total order: (time, key). The zero
+// Position is before every message.
+type Position struct {
+	TimeUS int64  `json:"time_us"`
+	Key    string `json:"key"`
+}
+
+// Pos returns the message's place in the total order.
+func (m *Message) Pos() Position { return Position{m.TimeUS, m.Key} }
+
+// Less orders positions by time, then key. The zero Position comes before
+// every other one, including messages from before 1970.
+func (p Position) Less(q Position) bool {
+	if p.IsZero() || q.IsZero() {
+		return p.IsZero() && !q.IsZero()
+	}
+	if p.TimeUS != q.TimeUS {
+		return p.TimeUS < q.TimeUS
+	}
+	return p.Key < q.Key
+}
+
+// IsZero reports whether p is the start of the journal.
+func (p Position) IsZero() bool { return p.TimeUS == 0 && p.Key == "" }
+
+// Time returns the message time as a time.Time in UTC.
+func (m *Message) Time() time.Time { return time.UnixMicro(m.TimeUS).UTC() }
+
+// Seconds returns the message time in Unix seconds.
+func (m *Message) Seconds() float64 { return float64(m.TimeUS) / 1e6 }
+
+// Category is datagrepper's category of the message: the fourth word of the
+// topic (the third for ActiveMQ "VirtualTopic" topics), or "Unclassified"
+// when the topic is too short.
+func (m *Message) Category() string { return Category(m.Topic) }
+
+// Category computes datagrepper's category of a topic; see Message.Category.
+func Category(topic string) string {
+	want := 3
+	if strings.Contains(topic, "VirtualTopic") {
+		want = 2
+	}
+	rest := topic
+	for i := 0; i < want; i++ {
+		j := strings.IndexByte(rest, '.')
+		if j < 0 {
+			return "Unclassified"
+		}
+		rest = rest[j+1:]
+	}
+	if j := strings.IndexByte(rest, '.'); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// DedupeKey strips a leading "YYYY-" (four ASCII digits and a dash) from id.
+func DedupeKey(id string) string {
+	if len(id) > 5 && id[4] == '-' && isDigits(id[:4]) {
+		return id[5:]
+	}
+	return id
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Limits bound what a single record may cost. The defaults are far above
+// anything a real Fedora message reaches (the largest in the corpus is a few
+// hundred KiB and nests about a dozen levels deep).
+type Limits struct {
+	MaxBytes int // whole record, in bytes
+	MaxDepth int // nesting of objects and arrays
+}
+
+// DefaultLimits are the limits used when none are configured.
+var DefaultLimits = Limits{MaxBytes: 8 << 20, MaxDepth: 64}
+
+// ErrRejected is wrapped by every error returned for a record that cannot be
+// accepted; callers count such records and carry on.
+var ErrRejected = errors.New("record rejected")
+
+// RejectError says why a record was rejected.
+type RejectError struct {
+	ID     string // the id, when the record had one
+	Reason string
+}
+
+func (e *RejectError) Error() string {
+	if e.ID != "" {
+		return fmt.Sprintf("record %s rejected: %s", e.ID, e.Reason)
+	}
+	return "record rejected: " + e.Reason
+}
+
+// Unwrap lets errors.Is(err, ErrRejected) match.
+func (e *RejectError) Unwrap() error { return ErrRejected }
+
+func reject(id, format string, args ...any) error {
+	return &RejectError{ID: id, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Decoder turns records into messages. It reuses a parser, so one Decoder
+// must not be used by two goroutines at once.
+type Decoder struct {
+	Limits Limits
+	p      fastjson.Parser
+}
+
+// Decode reads one record: a datagrepper /raw record ({msg_id, topic,
+// timestamp, msg}), a /v2 record ({id, topic, body, headers["sent-at"]}) or a
+// fedmsg envelope (like /raw, with an integer timestamp). The returned
+// message keeps its own copy of raw.
+func (d *Decoder) Decode(raw []byte) (*Message, error) {
+	lim := d.Limits
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = DefaultLimits.MaxBytes
+	}
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if len(raw) > lim.MaxBytes {
+		return nil, reject("", "%d bytes is over the limit of %d", len(raw), lim.MaxBytes)
+	}
+	if depth := jsonDepth(raw); depth > lim.MaxDepth {
+		return nil, reject("", "nesting depth %d is over the limit of %d", depth, lim.MaxDepth)
+	}
+	v, err := d.p.ParseBytes(raw)
+	if err != nil {
+		return nil, reject("", "not valid JSON: %v", err)
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, reject("", "not a JSON object but %s", v.Type())
+	}
+	m := &Message{}
+	// The id: msg_id (/raw, fedmsg) or id (/v2, fedora-messaging).
+	idv := v.Get("msg_id")
+	if idv == nil || idv.Type() == fastjson.TypeNull {
+		idv = v.Get("id")
+	}
+	if idv == nil || idv.Type() != fastjson.TypeString {
+		return nil, reject("", "no string msg_id or id")
+	}
+	m.ID = string(idv.GetStringBytes())
+	if strings.TrimSpace(m.ID) == "" {
+		return nil, reject("", "empty id")
+	}
+	m.Key = DedupeKey(m.ID)
+	tv := v.Get("topic")
+	if tv == nil || tv.Type() != fastjson.TypeString || len(tv.GetStringBytes()) == 0 {
+		return nil, reject(m.ID, "no string topic")
+	}
+	m.Topic = string(tv.GetStringBytes())
+	ts, err := recordTime(v)
+	if err != nil {
+		return nil, reject(m.ID, "%v", err)
+	}
+	m.TimeUS = ts
+	if b := v.Get("msg"); b == nil {
+		if b = v.Get("body"); b == nil {
+			return nil, reject(m.ID, "no msg or body")
+		}
+	}
+	m.Raw = append([]byte(nil), raw...)
+	return m, nil
+}
+
+// maxTimeUS bounds accepted times to years 0001..9999, where every
+// conversion in the engine, SQLite and JSON stays exact.
+const (
+	minTimeUS = -62135596800 * 1e6
+	maxTimeUS = 253402300799 * 1e6
+)
+
+func recordTime(v *fastjson.Value) (int64, error) {
+	if t := v.Get("timestamp"); t != nil && t.Type() != fastjson.TypeNull {
+		if t.Type() != fastjson.TypeNumber {
+			return 0, fmt.Errorf("timestamp is %s, not a number", t.Type())
+		}
+		f, err := t.Float64()
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, fmt.Errorf("timestamp is not a finite number")
+		}
+		us := math.Round(f * 1e6)
+		if us < minTimeUS || us > maxTimeUS {
+			return 0, fmt.Errorf("timestamp %v is out of range", f)
+		}
+		return int64(us), nil
+	}
+	if s := v.Get("headers", "sent-at"); s != nil {
+		if s.Type() != fastjson.TypeString {
+			return 0, fmt.Errorf("headers.sent-at is %s, not a string", s.Type())
+		}
+		t, err := parseSentAt(string(s.GetStringBytes()))
+		if err != nil {
+			return 0, err
+		}
+		return t.UnixMicro(), nil
+	}
+	return 0, fmt.Errorf("no numeric timestamp and no headers.sent-at")
+}
+
+func parseSentAt(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Year() < 1 || t.Year() > 9999 {
+				break
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("headers.sent-at %q is not an ISO-8601 time", s)
+}
+
+// jsonDepth returns the deepest nesting of objects and arrays in b, skipping
+// strings. It is a byte scan, cheap enough to run before parsing so that a
+// hostile record never reaches the recursive parser.
+func jsonDepth(b []byte) int {
+	depth, max := 0, 0
+	inStr := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return max
+}
+
+// Body parses the message body (the record's "msg", or "body") with p and
+// returns it. The value is valid until p is used again.
+func (m *Message) Body(p *fastjson.Parser) (*fastjson.Value, error) {
+	v, err := p.ParseBytes(m.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: body: %w", m.ID, err)
+	}
+	if b := v.Get("msg"); b != nil {
+		return b, nil
+	}
+	if b := v.Get("body"); b != nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("message %s: no msg or body", m.ID)
+}
+
+// Headers returns the record's headers object, or nil when it has none.
+func (m *Message) Headers(p *fastjson.Parser) (*fastjson.Value, error) {
+	v, err := p.ParseBytes(m.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: headers: %w", m.ID, err)
+	}
+	return v.Get("headers"), nil
+}

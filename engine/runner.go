@@ -1,0 +1,317 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// runner drives one model: it processes the messages after the model's
+// cursor and commits the model's rows, state and cursor together, in
+// batches. It is the only goroutine that touches its model.
+type runner struct {
+	e     *Engine
+	model Model
+	spec  *ModelSpec
+	log   *slog.Logger
+	state *stateBuffer
+	rows  *rowBuffer
+
+	// committed is the cursor of the last successful commit; cursor is where
+	// processing has got to (committed plus the pending batch).
+	committed, cursor Position
+	cursorID          string
+	pending           int64
+	errs              []ModelError
+	lastCommit        time.Time
+
+	mu        sync.Mutex
+	processed int64
+	errCount  int64
+	failed    string
+}
+
+func newRunner(e *Engine, m Model, st ModelStatus) *runner {
+	spec := m.Spec()
+	r := &runner{
+		e: e, model: m, spec: spec,
+		log:       e.log.With("model", spec.Ident),
+		committed: st.Cursor, cursor: st.Cursor, cursorID: st.CursorID,
+	}
+	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
+	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
+	if st.Status == "failed" {
+		r.failed = st.Reason
+	}
+	return r
+}
+
+func (r *runner) stats() RunnerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed}
+}
+
+func (r *runner) isFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed != ""
+}
+
+func (r *runner) fail(ctx context.Context, reason string) {
+	r.mu.Lock()
+	r.failed = reason
+	r.mu.Unlock()
+	r.log.Error("model stopped", "reason", reason, "cursor", r.committed)
+	if err := r.e.store.SetStatus(context.WithoutCancel(ctx), r.spec.Ident, "failed", reason); err != nil {
+		r.log.Error("record model failure", "err", err)
+	}
+}
+
+// run consumes batches until in is closed, then commits what is pending.
+func (r *runner) run(ctx context.Context, in <-chan []*Message) {
+	if r.isFailed() {
+		for range in { // stay out of the way of the others
+		}
+		return
+	}
+	if err := r.open(); err != nil {
+		r.fail(ctx, fmt.Sprintf("open: %v", err))
+		for range in {
+		}
+		return
+	}
+	defer r.model.Close()
+	r.lastCommit = time.Now()
+	tick := time.NewTicker(r.e.cfg.BatchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case batch, ok := <-in:
+			if !ok {
+				r.commit(context.WithoutCancel(ctx))
+				return
+			}
+			if r.isFailed() {
+				continue
+			}
+			r.handle(ctx, batch)
+		case <-tick.C:
+			if r.pending > 0 && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval && !r.isFailed() {
+				r.commit(ctx)
+			}
+		}
+	}
+}
+
+func (r *runner) open() error {
+	r.state.reset()
+	return r.model.Open(r.state)
+}
+
+func (r *runner) handle(ctx context.Context, batch []*Message) {
+	for _, m := range batch {
+		if !r.cursor.Less(m.Pos()) {
+			continue // committed before, or skipped after a late arrival
+		}
+		r.processOne(ctx, m)
+		if r.pending >= int64(r.e.cfg.BatchSize) {
+			r.commit(ctx)
+			if r.isFailed() {
+				return
+			}
+		}
+	}
+}
+
+func (r *runner) processOne(ctx context.Context, m *Message) {
+	if r.spec.Wants(m.Topic) {
+		if err := safeProcess(ctx, r.model, m); err != nil {
+			me := ModelError{Ident: r.spec.Ident, MsgID: m.ID, TimeUS: m.TimeUS, Err: err.Error()}
+			var tb interface{ Traceback() string }
+			if errors.As(err, &tb) {
+				me.Traceback = tb.Traceback()
+			}
+			r.errs = append(r.errs, me)
+			r.log.Warn("process failed", "msg_id", m.ID, "err", err)
+		}
+	}
+	r.cursor = m.Pos()
+	r.cursorID = m.ID
+	r.pending++
+}
+
+func safeProcess(ctx context.Context, m Model, msg *Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{val: p, stack: string(debug.Stack())}
+		}
+	}()
+	return m.Process(ctx, msg)
+}
+
+func safeFlush(ctx context.Context, m Model, w RowWriter) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{val: p, stack: string(debug.Stack())}
+		}
+	}()
+	return m.Flush(ctx, w)
+}
+
+type panicError struct {
+	val   any
+	stack string
+}
+
+func (p *panicError) Error() string     { return fmt.Sprintf("panic: %v", p.val) }
+func (p *panicError) Traceback() string { return p.stack }
+
+// errFlush marks a failure of the model's own flush code, as opposed to the
+// store: the first is retried a few times, the second until it works.
+type errFlush struct{ err error }
+
+func (e errFlush) Error() string { return e.err.Error() }
+func (e errFlush) Unwrap() error { return e.err }
+
+// commit writes the pending batch. On failure the batch is rolled back,
+// the model is reopened from its last commit and the messages since then are
+// processed again from the journal, so nothing is lost and nothing counted
+// twice. A store failure (locked or full disk) is retried with backoff until
+// it succeeds or ctx ends; a model whose flush keeps failing is stopped.
+func (r *runner) commit(ctx context.Context) {
+	if r.pending == 0 && len(r.errs) == 0 {
+		return
+	}
+	backoff := 200 * time.Millisecond
+	flushFailures := 0
+	for {
+		err := r.tryCommit(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.processed += r.pending
+			r.errCount += int64(len(r.errs))
+			r.mu.Unlock()
+			r.committed = r.cursor
+			r.pending, r.errs = 0, nil
+			r.lastCommit = time.Now()
+			return
+		}
+		var fe errFlush
+		if errors.As(err, &fe) {
+			flushFailures++
+			r.log.Error("flush failed", "err", err, "attempt", flushFailures)
+			if flushFailures >= r.e.cfg.FlushRetries {
+				r.fail(ctx, fmt.Sprintf("update failed %d times: %v", flushFailures, err))
+				return
+			}
+		} else {
+			r.log.Error("commit failed", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return // shutting down: the batch is redone at the next start
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+		if err := r.redo(ctx); err != nil {
+			r.fail(ctx, fmt.Sprintf("redo after failed commit: %v", err))
+			return
+		}
+	}
+}
+
+// tryCommit runs the model's update into the row buffer, outside the
+// database's write lock, then applies the rows, state and cursor in one
+// transaction.
+func (r *runner) tryCommit(ctx context.Context) (err error) {
+	r.rows.reset()
+	r.rows.ctx = ctx
+	if err := safeFlush(ctx, r.model, r.rows); err != nil {
+		return errFlush{fmt.Errorf("update: %w", err)}
+	}
+	tx, err := r.e.store.Begin(ctx, r.spec.Ident)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := tx.Apply(r.rows.ops); err != nil {
+		if errors.Is(err, ErrRowConflict) {
+			return errFlush{err} // the script's mistake, not the store's
+		}
+		return fmt.Errorf("write rows: %w", err)
+	}
+	if err := r.state.flushTo(tx); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return tx.Commit(Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs})
+}
+
+// redo rebuilds the model's in-memory view from its last commit and
+// processes again, from the journal, every message up to where it had got.
+func (r *runner) redo(ctx context.Context) error {
+	target := r.cursor
+	r.cursor = r.committed
+	r.pending, r.errs = 0, nil
+	if err := r.model.Close(); err != nil {
+		r.log.Warn("close model before redo", "err", err)
+	}
+	if err := r.open(); err != nil {
+		return err
+	}
+	for r.cursor.Less(target) {
+		batch, err := r.e.store.Scan(ctx, r.cursor, r.e.cfg.ScanSize)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, m := range batch {
+			if target.Less(m.Pos()) {
+				return nil
+			}
+			r.processOne(ctx, m)
+		}
+	}
+	return nil
+}
+
+// stateBuffer holds a model's uncommitted state writes over its committed
+// state.
+type stateBuffer struct {
+	ident   string
+	store   ModelStore
+	pending map[string]*string
+}
+
+func (s *stateBuffer) reset() { s.pending = map[string]*string{} }
+
+func (s *stateBuffer) Get(key string) (string, bool, error) {
+	if v, ok := s.pending[key]; ok {
+		if v == nil {
+			return "", false, nil
+		}
+		return *v, true, nil
+	}
+	return s.store.LoadState(context.Background(), s.ident, key)
+}
+
+func (s *stateBuffer) Set(key, value string) { s.pending[key] = &value }
+func (s *stateBuffer) Delete(key string)     { s.pending[key] = nil }
+
+func (s *stateBuffer) flushTo(tx ModelTx) error {
+	for k, v := range s.pending {
+		if err := tx.PutState(k, v); err != nil {
+			return err
+		}
+	}
+	s.pending = map[string]*string{}
+	return nil
+}

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a model or row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrRowConflict is returned when a model inserts a row whose key already
+// exists: a mistake in the script, which should upsert or add.
+var ErrRowConflict = errors.New("a row with this key already exists")
+
+// AppendResult counts what Append did with a batch of messages.
+type AppendResult struct {
+	Added      int // new messages written to the journal
+	Duplicates int // messages whose key was already there (or twice in the batch)
+	Late       int // new messages behind the cursor of some model
+}
+
+// Journal is the durable, totally ordered log of accepted messages. All its
+// methods are safe for concurrent use.
+type Journal interface {
+	// Append writes the messages that are not in the journal yet, in one
+	// transaction, deduplicated on Message.Key.
+	Append(ctx context.Context, msgs []*Message) (AppendResult, error)
+	// Scan returns up to limit messages after the position, in order.
+	Scan(ctx context.Context, after Position, limit int) ([]*Message, error)
+}
+
+// Reject is a record that could not be accepted, kept for inspection.
+type Reject struct {
+	Source string // where it came from, e.g. "file.jsonl:17"
+	Reason string
+	Record []byte
+}
+
+// ModelError is a failure of a model's process function on one message.
+type ModelError struct {
+	Ident     string
+	MsgID     string
+	TimeUS    int64
+	Err       string
+	Traceback string
+}
+
+// Checkpoint is what a model's commit records besides its rows and state:
+// the last message it has fully processed, and counters.
+type Checkpoint struct {
+	Cursor    Position
+	CursorID  string
+	Processed int64 // messages processed in this batch (added to the total)
+	Errors    []ModelError
+}
+
+// ModelStatus is the durable status of a model.
+type ModelStatus struct {
+	Cursor    Position
+	CursorID  string
+	Processed int64
+	Errors    int64
+	Status    string // "ok" or "failed"
+	Reason    string
+	UpdatedAt time.Time
+}
+
+// ModelStore keeps model tables, state and cursors. All its methods are safe
+// for concurrent use; each model's transactions are its own.
+type ModelStore interface {
+	// Register creates or checks the model's table and returns its status.
+	Register(ctx context.Context, spec *ModelSpec) (ModelStatus, error)
+	// Begin starts the commit transaction of one batch of a model.
+	Begin(ctx context.Context, ident string) (ModelTx, error)
+	// GetRow reads one committed row of a model's table by its key, or nil.
+	GetRow(ctx context.Context, ident string, key Row) (Row, error)
+	// LoadState reads one committed state value of a model.
+	LoadState(ctx context.Context, ident, key string) (string, bool, error)
+	// SetStatus marks a model ok or failed, outside any batch.
+	SetStatus(ctx context.Context, ident, status, reason string) error
+}
+
+// ModelTx is one batch commit: rows written through RowWriter, state
+// changes, errors and the cursor, all committed together or not at all.
+type ModelTx interface {
+	// Apply writes the batch's row operations, in order.
+	Apply(ops []RowOp) error
+	PutState(key string, value *string) error // nil deletes
+	Commit(cp Checkpoint) error
+	Rollback() error
+}
+
+// Store is everything the engine needs from persistence.
+type Store interface {
+	Journal
+	ModelStore
+	AddRejects(ctx context.Context, rs []Reject) error
+}
