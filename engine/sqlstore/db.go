@@ -1,0 +1,121 @@
+// Package sqlstore keeps the journal, the model tables, their state and
+// their cursors in SQLite. It implements engine.Store for the engine and the
+// read queries the web API needs.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+
+	"statscache/engine"
+	"statscache/schema"
+)
+
+var _ engine.Store = (*DB)(nil)
+
+// Options tune how the database file is opened.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "NORMAL" (the default)
+	// survives a crash of the process at any instant; "FULL" also survives
+	// a power cut without losing the last commits.
+	Synchronous string
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process (for example "serve" reading while "replay" writes).
+	BusyTimeout time.Duration
+}
+
+// DB is an open statscache database. Writes go through one connection, so
+// model commits and journal appends queue up instead of failing with
+// SQLITE_BUSY; reads use a pool of their own and never wait for writers
+// (WAL mode).
+type DB struct {
+	Path string
+	w, r *sql.DB
+
+	mu     sync.Mutex
+	tables map[string]*modelTable // ident -> table
+}
+
+// Open opens (creating if needed) the database at path and runs the
+// daemon's migrations.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.Synchronous == "" {
+		opts.Synchronous = "NORMAL"
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 30 * time.Second
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", opts.Synchronous)
+	q.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	db := &DB{Path: path, w: w, tables: map[string]*modelTable{}}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	q.Del("_txlock")
+	q.Set("_query_only", "1")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	db.r = r
+	return db, nil
+}
+
+// Close closes both connection pools.
+func (db *DB) Close() error {
+	err1 := db.r.Close()
+	err2 := db.w.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	for _, m := range schema.Migrations() {
+		var n int
+		if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM migrations WHERE name = ?`, m.Name).Scan(&n); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if n > 0 {
+			continue
+		}
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, at) VALUES (?, ?)`, m.Name, time.Now().Unix()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}

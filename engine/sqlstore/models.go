@@ -1,0 +1,465 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"statscache/engine"
+	"statscache/schema"
+)
+
+// modelTable caches what the store knows about one model's table.
+type modelTable struct {
+	ident string
+	t     schema.Table
+	cols  map[string]schema.Column
+}
+
+// Register creates the model's table if needed and records its spec. A
+// model whose table exists with a different shape is refused: its rows were
+// computed by other code and mixing the two would corrupt them.
+func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.ModelStatus, error) {
+	var st engine.ModelStatus
+	t := spec.Table
+	if err := t.Validate(); err != nil {
+		return st, err
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return st, fmt.Errorf("encode spec: %w", err)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return st, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	var oldFP, oldTable string
+	err = tx.QueryRowContext(ctx, `SELECT fingerprint, table_name FROM models WHERE ident = ?`, spec.Ident).Scan(&oldFP, &oldTable)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT ident FROM models WHERE table_name = ?`, t.Name).Scan(&other)
+		if err == nil {
+			return st, fmt.Errorf("table %s is already used by model %s", t.Name, other)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO models (ident, spec, table_name, fingerprint, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			spec.Ident, specJSON, t.Name, t.Fingerprint(), time.Now().Unix()); err != nil {
+			return st, fmt.Errorf("record model: %w", err)
+		}
+	case err != nil:
+		return st, fmt.Errorf("read model: %w", err)
+	case oldFP != t.Fingerprint():
+		return st, fmt.Errorf("the declared table differs from the existing table %s (columns, types or key changed); "+
+			"rename the model or drop its table to rebuild it from the journal", oldTable)
+	default:
+		if _, err := tx.ExecContext(ctx, `UPDATE models SET spec = ? WHERE ident = ?`, specJSON, spec.Ident); err != nil {
+			return st, fmt.Errorf("update model: %w", err)
+		}
+	}
+	for _, stmt := range t.DDL() {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return st, fmt.Errorf("create table %s: %w", t.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return st, fmt.Errorf("commit: %w", err)
+	}
+	mt := &modelTable{ident: spec.Ident, t: t, cols: map[string]schema.Column{}}
+	for _, c := range t.Columns {
+		mt.cols[c.Name] = c
+	}
+	db.mu.Lock()
+	db.tables[spec.Ident] = mt
+	db.mu.Unlock()
+	return db.status(ctx, db.w, spec.Ident)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (db *DB) status(ctx context.Context, q querier, ident string) (engine.ModelStatus, error) {
+	var st engine.ModelStatus
+	var at int64
+	err := q.QueryRowContext(ctx, `SELECT cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at
+		FROM models WHERE ident = ?`, ident).Scan(&st.Cursor.TimeUS, &st.Cursor.Key, &st.CursorID, &st.Processed, &st.Errors, &st.Status, &st.Reason, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("model %s: %w", ident, engine.ErrNotFound)
+	}
+	if err != nil {
+		return st, fmt.Errorf("model %s status: %w", ident, err)
+	}
+	st.UpdatedAt = time.Unix(at, 0).UTC()
+	return st, nil
+}
+
+// SetStatus marks a model ok or failed.
+func (db *DB) SetStatus(ctx context.Context, ident, status, reason string) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE models SET status = ?, status_reason = ?, updated_at = ? WHERE ident = ?`,
+		status, reason, time.Now().Unix(), ident)
+	if err != nil {
+		return fmt.Errorf("set status of %s: %w", ident, err)
+	}
+	return nil
+}
+
+// LoadState reads one committed state value.
+func (db *DB) LoadState(ctx context.Context, ident, key string) (string, bool, error) {
+	var v string
+	err := db.r.QueryRowContext(ctx, `SELECT value FROM model_state WHERE ident = ? AND key = ?`, ident, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("load state %s/%s: %w", ident, key, err)
+	}
+	return v, true, nil
+}
+
+// Begin starts a model's batch transaction.
+func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
+	db.mu.Lock()
+	mt := db.tables[ident]
+	db.mu.Unlock()
+	if mt == nil {
+		return nil, fmt.Errorf("model %s: not registered", ident)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: begin: %w", ident, err)
+	}
+	return &modelTx{ctx: ctx, tx: tx, mt: mt, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// modelTx is one model's batch transaction. Statements are prepared once per
+// transaction and reused for every row of the batch.
+type modelTx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	mt    *modelTable
+	stmts map[string]*sql.Stmt
+	done  bool
+}
+
+func (m *modelTx) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := m.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := m.tx.PrepareContext(m.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	m.stmts[query] = s
+	return s, nil
+}
+
+// maxVars bounds the bound parameters of one multi-row statement.
+const maxVars = 30000
+
+// Apply writes the batch's folded row operations. Consecutive operations of
+// the same kind on the same columns go into one multi-row statement, which
+// is what makes a commit of thousands of rows cheap.
+func (m *modelTx) Apply(ops []engine.RowOp) error {
+	for i := 0; i < len(ops); {
+		cols := sortedCols(ops[i].Row)
+		j := i + 1
+		per := max(1, min(500, maxVars/max(1, len(cols))))
+		for j < len(ops) && j-i < per && ops[j].Kind == ops[i].Kind && sameCols(cols, ops[j].Row) {
+			j++
+		}
+		if err := m.apply(ops[i].Kind, cols, ops[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+func sortedCols(r engine.Row) []string {
+	cols := make([]string, 0, len(r))
+	for c := range r {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	return cols
+}
+
+func sameCols(cols []string, r engine.Row) bool {
+	if len(r) != len(cols) {
+		return false
+	}
+	for _, c := range cols {
+		if _, ok := r[c]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {
+	t := &m.mt.t
+	args := make([]any, 0, len(cols)*len(ops))
+	for _, op := range ops {
+		for _, c := range cols {
+			col, ok := m.mt.cols[c]
+			if !ok {
+				return fmt.Errorf("no column %q in %s", c, m.mt.ident)
+			}
+			v, err := toSQL(col, op.Row[c])
+			if err != nil {
+				return err
+			}
+			args = append(args, v)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (", schema.Quote(t.Name))
+	for i, n := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(schema.Quote(n))
+	}
+	b.WriteString(") VALUES ")
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := range ops {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	if kind != engine.OpInsert {
+		keys := make([]string, len(t.Key))
+		for i, k := range t.Key {
+			keys[i] = schema.Quote(k)
+		}
+		var sets []string
+		for _, n := range cols {
+			if t.IsKey(n) {
+				continue
+			}
+			q := schema.Quote(n)
+			if kind == engine.OpAdd && m.mt.cols[n].Type.Numeric() {
+				sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, schema.Quote(t.Name), q, q))
+			} else {
+				sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
+			}
+		}
+		fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
+		if len(sets) == 0 {
+			b.WriteString("NOTHING")
+		} else {
+			b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
+		}
+	}
+	s, err := m.stmt(b.String())
+	if err != nil {
+		return fmt.Errorf("write %s: %w", m.mt.ident, err)
+	}
+	if _, err := s.ExecContext(m.ctx, args...); err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "NOT NULL constraint failed") {
+			return fmt.Errorf("%s into %s: %w (%v)", kind, m.mt.ident, engine.ErrRowConflict, err)
+		}
+		return fmt.Errorf("write %s: %w", m.mt.ident, err)
+	}
+	return nil
+}
+
+// GetRow reads back one committed row by its key.
+func (db *DB) GetRow(ctx context.Context, ident string, key engine.Row) (engine.Row, error) {
+	db.mu.Lock()
+	mt := db.tables[ident]
+	db.mu.Unlock()
+	if mt == nil {
+		return nil, fmt.Errorf("model %s: not registered", ident)
+	}
+	t := &mt.t
+	var where []string
+	var args []any
+	for _, k := range t.Key {
+		v, ok := key[k]
+		if !ok || v == nil {
+			return nil, fmt.Errorf("row key column %q is missing", k)
+		}
+		sv, err := toSQL(mt.cols[k], v)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, schema.Quote(k)+" = ?")
+		args = append(args, sv)
+	}
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = schema.Quote(c.Name)
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), schema.Quote(t.Name), strings.Join(where, " AND "))
+	vals := make([]any, len(t.Columns))
+	ptrs := make([]any, len(t.Columns))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err := db.r.QueryRowContext(ctx, q, args...).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get from %s: %w", mt.ident, err)
+	}
+	row := engine.Row{}
+	for i, c := range t.Columns {
+		row[c.Name] = fromSQL(c, vals[i])
+	}
+	return row, nil
+}
+
+func (m *modelTx) PutState(key string, value *string) error {
+	var err error
+	if value == nil {
+		_, err = m.tx.ExecContext(m.ctx, `DELETE FROM model_state WHERE ident = ? AND key = ?`, m.mt.ident, key)
+	} else {
+		_, err = m.tx.ExecContext(m.ctx, `INSERT INTO model_state (ident, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (ident, key) DO UPDATE SET value = excluded.value`, m.mt.ident, key, *value)
+	}
+	if err != nil {
+		return fmt.Errorf("state %s/%s: %w", m.mt.ident, key, err)
+	}
+	return nil
+}
+
+func (m *modelTx) Commit(cp engine.Checkpoint) error {
+	now := time.Now().Unix()
+	for _, e := range cp.Errors {
+		if _, err := m.tx.ExecContext(m.ctx, `INSERT INTO model_errors (ident, msg_id, time_us, error, traceback, at) VALUES (?, ?, ?, ?, ?, ?)`,
+			m.mt.ident, e.MsgID, e.TimeUS, e.Err, e.Traceback, now); err != nil {
+			return fmt.Errorf("record error of %s: %w", m.mt.ident, err)
+		}
+	}
+	if _, err := m.tx.ExecContext(m.ctx, `UPDATE models SET cursor_time_us = ?, cursor_key = ?, cursor_id = ?,
+		processed = processed + ?, errors = errors + ?, updated_at = ? WHERE ident = ?`,
+		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, m.mt.ident); err != nil {
+		return fmt.Errorf("cursor of %s: %w", m.mt.ident, err)
+	}
+	m.closeStmts()
+	m.done = true
+	if err := m.tx.Commit(); err != nil {
+		return fmt.Errorf("commit %s: %w", m.mt.ident, err)
+	}
+	return nil
+}
+
+func (m *modelTx) Rollback() error {
+	if m.done {
+		return nil
+	}
+	m.closeStmts()
+	m.done = true
+	return m.tx.Rollback()
+}
+
+func (m *modelTx) closeStmts() {
+	for _, s := range m.stmts {
+		s.Close()
+	}
+}
+
+// toSQL converts a value written by a model to the column's SQL value, with
+// an error that names the column when the type does not fit.
+func toSQL(c schema.Column, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.Type {
+	case schema.Integer:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case int:
+			return int64(x), nil
+		case float64:
+			if x != math.Trunc(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<53 {
+				return nil, fmt.Errorf("column %q: %v is not an integer", c.Name, x)
+			}
+			return int64(x), nil
+		case bool:
+			if x {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		}
+	case schema.Real:
+		switch x := v.(type) {
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, fmt.Errorf("column %q: %v is not a finite number", c.Name, x)
+			}
+			return x, nil
+		case int64:
+			return float64(x), nil
+		case int:
+			return float64(x), nil
+		}
+	case schema.Text:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case schema.JSON:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: cannot encode as JSON: %v", c.Name, err)
+		}
+		return string(b), nil
+	}
+	return nil, fmt.Errorf("column %q (%s): cannot store a %T (%v)", c.Name, c.Type, v, v)
+}
+
+// fromSQL converts a stored value back to what a model or the API expects.
+func fromSQL(c schema.Column, v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []byte:
+		v = string(x)
+	}
+	switch c.Type {
+	case schema.Integer:
+		switch x := v.(type) {
+		case float64:
+			return int64(x)
+		}
+	case schema.Real:
+		switch x := v.(type) {
+		case int64:
+			return float64(x)
+		}
+	case schema.JSON:
+		if s, ok := v.(string); ok {
+			var out any
+			if err := json.Unmarshal([]byte(s), &out); err == nil {
+				return out
+			}
+		}
+	}
+	return v
+}
+
+// CountRows returns how many rows a model's table holds.
+func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
+	db.mu.Lock()
+	mt := db.tables[ident]
+	db.mu.Unlock()
+	if mt == nil {
+		return 0, fmt.Errorf("count rows of %s: %w", ident, engine.ErrNotFound)
+	}
+	var n int64
+	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM "+schema.Quote(mt.t.Name)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", ident, err)
+	}
+	return n, nil
+}
