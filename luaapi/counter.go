@@ -1,0 +1,126 @@
+package luaapi
+
+import (
+	lua "github.com/yuin/gopher-lua"
+)
+
+// counter is a Go map of sums keyed by up to maxKeyParts values. Counting
+// in Go instead of a Lua table keyed by concatenated strings is the single
+// largest saving on the per-message path (see README, Benchmark).
+type counter struct {
+	sums  map[ckey]float64
+	order []ckey // first-seen order, so drains are deterministic
+}
+
+const maxKeyParts = 4
+
+type ckey struct {
+	n int8
+	k [maxKeyParts]lua.LValue
+}
+
+const counterType = "statscache.counter"
+
+func registerCounterType(L *lua.LState) {
+	mt := L.NewTypeMetatable(counterType)
+	methods := L.NewTable()
+	L.SetFuncs(methods, map[string]lua.LGFunction{
+		// c:add(k1, ..., kn, amount): adds amount to the sum of (k1..kn).
+		"add": func(L *lua.LState) int {
+			c := checkCounter(L)
+			top := L.GetTop()
+			n := L.CheckNumber(top)
+			c.add(L, 2, top-1, float64(n))
+			return 0
+		},
+		// c:inc(k1, ..., kn): adds 1.
+		"inc": func(L *lua.LState) int {
+			c := checkCounter(L)
+			c.add(L, 2, L.GetTop(), 1)
+			return 0
+		},
+		// c:get(k1, ..., kn) -> the sum, 0 when absent.
+		"get": func(L *lua.LState) int {
+			c := checkCounter(L)
+			k := keyOf(L, 2, L.GetTop())
+			L.Push(lua.LNumber(c.sums[k]))
+			return 1
+		},
+		// c:len() -> how many keys hold a sum.
+		"len": func(L *lua.LState) int {
+			L.Push(lua.LNumber(len(checkCounter(L).order)))
+			return 1
+		},
+		// for k1, ..., kn, sum in c:drain() do ... end: every sum in
+		// first-seen order; the counter is empty afterwards.
+		"drain": func(L *lua.LState) int {
+			c := checkCounter(L)
+			order, sums := c.order, c.sums
+			c.order, c.sums = nil, map[ckey]float64{}
+			i := 0
+			L.Push(L.NewFunction(func(L *lua.LState) int {
+				if i >= len(order) {
+					L.Push(lua.LNil)
+					return 1
+				}
+				k := order[i]
+				i++
+				for j := 0; j < int(k.n); j++ {
+					L.Push(k.k[j])
+				}
+				L.Push(lua.LNumber(sums[k]))
+				return int(k.n) + 1
+			}))
+			return 1
+		},
+	})
+	mt.RawSetString("__index", methods)
+}
+
+func newCounter(L *lua.LState) int {
+	ud := L.NewUserData()
+	ud.Value = &counter{sums: map[ckey]float64{}}
+	L.SetMetatable(ud, L.GetTypeMetatable(counterType))
+	L.Push(ud)
+	return 1
+}
+
+func checkCounter(L *lua.LState) *counter {
+	ud := L.CheckUserData(1)
+	c, ok := ud.Value.(*counter)
+	if !ok {
+		L.ArgError(1, "counter expected (call it as c:add(...))")
+	}
+	return c
+}
+
+func keyOf(L *lua.LState, from, to int) ckey {
+	var k ckey
+	n := to - from + 1
+	if n < 1 || n > maxKeyParts {
+		L.RaiseError("counter keys: want 1 to %d key values, got %d", maxKeyParts, max(n, 0))
+	}
+	k.n = int8(n)
+	for i := 0; i < n; i++ {
+		v := L.Get(from + i)
+		switch x := v.(type) {
+		case lua.LString, lua.LBool:
+		case lua.LNumber:
+			if x != x { // NaN never equals itself and would leak keys
+				L.ArgError(from+i, "key is NaN")
+			}
+		default:
+			L.ArgError(from+i, "counter keys must be strings, numbers or booleans, not "+v.Type().String())
+		}
+		k.k[i] = v
+	}
+	return k
+}
+
+func (c *counter) add(L *lua.LState, from, to int, n float64) {
+	k := keyOf(L, from, to)
+	if _, ok := c.sums[k]; !ok {
+		c.order = append(c.order, k)
+	}
+	c.sums[k] += n
+}

@@ -1,0 +1,458 @@
+package luaapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"statscache/engine"
+	"statscache/schema"
+)
+
+// ScriptError is a problem with a script, located at a file and line so an
+// analyst can go straight to it.
+type ScriptError struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *ScriptError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Options configure how scripts are loaded and run.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Script is one compiled model file. Its byte code is compiled once and
+// shared by every model instance (one per declared interval), each running
+// in its own LState.
+type Script struct {
+	Path   string
+	Hash   string // sha256 of the source, to tell a changed script on reload
+	proto  *lua.FunctionProto
+	decl   *declaration
+	source []byte
+}
+
+type declaration struct {
+	line        int
+	name        string
+	summary     string
+	description string
+	intervals   []time.Duration
+	backlog     time.Duration
+	topics      []string
+	columns     []schema.Column
+	key         []string
+	layout      json.RawMessage
+}
+
+// LoadDir loads every *.lua file directly in dir (sub-folders hold shared
+// libraries and rules, not models). A script that fails to load is reported
+// in errs and skipped; the others load.
+func LoadDir(dir string, opts Options) (models []*Model, errs []error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, []error{fmt.Errorf("scripts directory: %w", err)}
+	}
+	return LoadFS(os.DirFS(dir), dir, opts)
+}
+
+// LoadFS is LoadDir over a file system, such as the scripts embedded in the
+// binary; label prefixes file names in errors.
+func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []error) {
+	files, err := fs.Glob(fsys, "*.lua")
+	if err != nil {
+		return nil, []error{fmt.Errorf("list scripts in %s: %w", label, err)}
+	}
+	sort.Strings(files)
+	idents := map[string]string{}
+	for _, name := range files {
+		f := filepath.Join(label, name)
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load script %s: %w", f, err))
+			continue
+		}
+		ms, err := LoadSource(f, src, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var clash error
+		for _, m := range ms {
+			if other, ok := idents[m.spec.Ident]; ok {
+				clash = &ScriptError{File: f, Line: m.script.decl.line, Msg: fmt.Sprintf("model ident %q is already declared by %s", m.spec.Ident, other)}
+			}
+		}
+		if clash != nil {
+			errs = append(errs, clash)
+			continue
+		}
+		for _, m := range ms {
+			idents[m.spec.Ident] = f
+		}
+		models = append(models, ms...)
+	}
+	return models, errs
+}
+
+// LoadFile compiles a script, runs it once to read its declaration, checks
+// the declaration and its functions, and returns one model per declared
+// interval (or one model when it declares none).
+func LoadFile(path string, opts Options) ([]*Model, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load script: %w", err)
+	}
+	return LoadSource(path, src, opts)
+}
+
+// LoadSource is LoadFile for a script already in memory; path names it in
+// errors.
+func LoadSource(path string, src []byte, opts Options) ([]*Model, error) {
+	s, err := compile(path, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.declare(opts); err != nil {
+		return nil, err
+	}
+	ivs := s.decl.intervals
+	if len(ivs) == 0 {
+		ivs = []time.Duration{0}
+	}
+	var out []*Model
+	for _, iv := range ivs {
+		spec, err := s.spec(iv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, newModel(s, spec, iv, opts))
+	}
+	return out, nil
+}
+
+var parseLineRe = regexp.MustCompile(`line:(\d+)`)
+
+func compile(path string, src []byte) (*Script, error) {
+	chunk, err := parse.Parse(bytes.NewReader(src), path)
+	if err != nil {
+		line := 0
+		if m := parseLineRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		msg := err.Error()
+		msg = strings.TrimPrefix(msg, path+" ")
+		return nil, &ScriptError{File: path, Line: line, Msg: "syntax error: " + msg}
+	}
+	proto, err := lua.Compile(chunk, path)
+	if err != nil {
+		return nil, &ScriptError{File: path, Msg: "compile: " + err.Error()}
+	}
+	sum := sha256.Sum256(src)
+	return &Script{Path: path, Hash: hex.EncodeToString(sum[:]), proto: proto, source: src}, nil
+}
+
+var luaLocRe = regexp.MustCompile(`^(.*?):(\d+): (.*)$`)
+
+// luaError turns an error raised while running script code into a
+// ScriptError with the line Lua reported.
+func luaError(path string, err error) error {
+	var ae *lua.ApiError
+	msg := err.Error()
+	if errors.As(err, &ae) {
+		msg = ae.Object.String()
+	}
+	if m := luaLocRe.FindStringSubmatch(msg); m != nil && strings.HasSuffix(m[1], filepath.Base(path)) {
+		line, _ := strconv.Atoi(m[2])
+		return &ScriptError{File: path, Line: line, Msg: m[3]}
+	}
+	return &ScriptError{File: path, Msg: msg}
+}
+
+// declare runs the script in a scratch state to capture its model{...}
+// declaration and check its contract.
+func (s *Script) declare(opts Options) error {
+	L := newState()
+	defer L.Close()
+	var decl *lua.LTable
+	s.decl = &declaration{}
+	L.SetGlobal("model", L.NewFunction(func(L *lua.LState) int {
+		if decl != nil {
+			L.RaiseError("model{...} is declared twice")
+		}
+		decl = L.CheckTable(1)
+		s.decl.line = currentLine(L)
+		return 0
+	}))
+	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler)})
+	L.Push(L.NewFunctionFromProto(s.proto))
+	if err := L.PCall(0, 0, nil); err != nil {
+		return luaError(s.Path, err)
+	}
+	if decl == nil {
+		return &ScriptError{File: s.Path, Msg: "no model{...} declaration"}
+	}
+	for _, fn := range []string{"process", "update"} {
+		v := L.GetGlobal(fn)
+		if v.Type() != lua.LTFunction {
+			return &ScriptError{File: s.Path, Msg: fmt.Sprintf("function %s is not defined (got %s)", fn, v.Type())}
+		}
+		if p := v.(*lua.LFunction).Proto; p != nil && p.NumParameters < 1 {
+			return &ScriptError{File: s.Path, Line: p.LineDefined, Msg: fmt.Sprintf("function %s must take one argument (%s)", fn, map[string]string{"process": "msg", "update": "db"}[fn])}
+		}
+	}
+	return s.parseDecl(decl)
+}
+
+func currentLine(L *lua.LState) int {
+	if m := regexp.MustCompile(`:(\d+):`).FindStringSubmatch(L.Where(1)); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// errAt reports a declaration problem at the first line, from the
+// declaration on, that mentions needle (the offending value), or at the
+// declaration itself.
+func (s *Script) errAt(needle, format string, args ...any) error {
+	line := s.decl.line
+	if needle != "" {
+		for i, l := range strings.Split(string(s.source), "\n") {
+			if i+1 >= s.decl.line && strings.Contains(l, needle) {
+				line = i + 1
+				break
+			}
+		}
+	}
+	return &ScriptError{File: s.Path, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+var declFields = map[string]bool{
+	"name": true, "summary": true, "description": true, "interval": true, "intervals": true,
+	"backlog": true, "topics": true, "columns": true, "key": true, "layout": true,
+}
+
+func (s *Script) parseDecl(t *lua.LTable) error {
+	d := s.decl
+	for _, k := range sortedKeys(t) {
+		if !declFields[k] {
+			return s.errAt(k, "unknown field %q in model{...} (known: name, summary, description, interval, intervals, backlog, topics, columns, key, layout)", k)
+		}
+	}
+	str := func(field string, required bool) (string, error) {
+		v := t.RawGetString(field)
+		if v == lua.LNil {
+			if required {
+				return "", s.errAt("", "model{...} needs a %s", field)
+			}
+			return "", nil
+		}
+		sv, ok := v.(lua.LString)
+		if !ok || strings.TrimSpace(string(sv)) == "" {
+			return "", s.errAt(field, "%s must be a non-empty string", field)
+		}
+		return strings.TrimSpace(string(sv)), nil
+	}
+	var err error
+	if d.name, err = str("name", true); err != nil {
+		return err
+	}
+	if d.summary, err = str("summary", true); err != nil {
+		return err
+	}
+	if d.description, err = str("description", true); err != nil {
+		return err
+	}
+	interval := func(v lua.LValue) (time.Duration, error) {
+		switch x := v.(type) {
+		case lua.LString:
+			iv, err := engine.ParseInterval(string(x))
+			if err != nil {
+				return 0, s.errAt(string(x), "%v", err)
+			}
+			return iv, nil
+		case lua.LNumber:
+			iv, err := engine.ParseInterval(strconv.FormatFloat(float64(x), 'f', -1, 64))
+			if err != nil {
+				return 0, s.errAt("interval", "%v", err)
+			}
+			return iv, nil
+		}
+		return 0, s.errAt("interval", "an interval must be a string like \"1h\" or a number of seconds, not a %s", v.Type())
+	}
+	if v := t.RawGetString("interval"); v != lua.LNil {
+		iv, err := interval(v)
+		if err != nil {
+			return err
+		}
+		d.intervals = append(d.intervals, iv)
+	}
+	if v := t.RawGetString("intervals"); v != lua.LNil {
+		if len(d.intervals) > 0 {
+			return s.errAt("intervals", "declare interval or intervals, not both")
+		}
+		lt, ok := v.(*lua.LTable)
+		if !ok || lt.Len() == 0 {
+			return s.errAt("intervals", "intervals must be a non-empty list like {\"1s\", \"1m\"}")
+		}
+		seen := map[time.Duration]bool{}
+		for i := 1; i <= lt.Len(); i++ {
+			iv, err := interval(lt.RawGetInt(i))
+			if err != nil {
+				return err
+			}
+			if seen[iv] {
+				return s.errAt(engine.FormatInterval(iv), "interval %s is listed twice", engine.FormatInterval(iv))
+			}
+			seen[iv] = true
+			d.intervals = append(d.intervals, iv)
+		}
+	}
+	if v := t.RawGetString("backlog"); v != lua.LNil {
+		if d.backlog, err = interval(v); err != nil {
+			return err
+		}
+	}
+	if v := t.RawGetString("topics"); v != lua.LNil {
+		lt, ok := v.(*lua.LTable)
+		if !ok {
+			return s.errAt("topics", "topics must be a list of topic prefixes")
+		}
+		for i := 1; i <= lt.Len(); i++ {
+			p, ok := lt.RawGetInt(i).(lua.LString)
+			if !ok || p == "" {
+				return s.errAt("topics", "topics[%d] must be a non-empty string", i)
+			}
+			d.topics = append(d.topics, string(p))
+		}
+	}
+	if err := s.parseColumns(t.RawGetString("columns")); err != nil {
+		return err
+	}
+	if v := t.RawGetString("key"); v != lua.LNil {
+		lt, ok := v.(*lua.LTable)
+		if !ok || lt.Len() == 0 {
+			return s.errAt("key", "key must be a non-empty list of column names")
+		}
+		d.key = nil
+		for i := 1; i <= lt.Len(); i++ {
+			k, ok := lt.RawGetInt(i).(lua.LString)
+			if !ok {
+				return s.errAt("key", "key[%d] must be a column name", i)
+			}
+			d.key = append(d.key, string(k))
+		}
+	}
+	if v := t.RawGetString("layout"); v != lua.LNil {
+		g, err := toGo(v)
+		if err != nil {
+			return s.errAt("layout", "layout: %v", err)
+		}
+		if d.layout, err = json.Marshal(g); err != nil {
+			return s.errAt("layout", "layout: %v", err)
+		}
+	}
+	return nil
+}
+
+func (s *Script) parseColumns(v lua.LValue) error {
+	d := s.decl
+	lt, ok := v.(*lua.LTable)
+	if !ok || lt.Len() == 0 {
+		return s.errAt("columns", "model{...} needs columns: a list like {{name = \"volume\", type = \"integer\"}}")
+	}
+	d.columns = []schema.Column{{Name: schema.TimestampColumn, Type: schema.Real, NotNull: true, Index: true,
+		Doc: "Unix seconds; for bucketed models, the end of the bucket"}}
+	d.key = []string{schema.TimestampColumn}
+	for i := 1; i <= lt.Len(); i++ {
+		ct, ok := lt.RawGetInt(i).(*lua.LTable)
+		if !ok {
+			return s.errAt("columns", "columns[%d] must be a table like {name = \"volume\", type = \"integer\"}", i)
+		}
+		get := func(pos int, field string) lua.LValue {
+			if v := ct.RawGetString(field); v != lua.LNil {
+				return v
+			}
+			return ct.RawGetInt(pos)
+		}
+		name, _ := get(1, "name").(lua.LString)
+		typ, _ := get(2, "type").(lua.LString)
+		if name == "" {
+			return s.errAt("columns", "columns[%d] has no name", i)
+		}
+		if name == schema.TimestampColumn {
+			return s.errAt(`"timestamp"`, "column %q is always present; do not declare it", name)
+		}
+		if typ == "" {
+			return s.errAt(string(name), "column %q has no type (integer, real, text or json)", name)
+		}
+		for _, k := range sortedKeys(ct) {
+			switch k {
+			case "name", "type", "not_null", "index", "key", "doc":
+			default:
+				return s.errAt(k, "column %q: unknown field %q (known: name, type, not_null, index, key, doc)", name, k)
+			}
+		}
+		c := schema.Column{
+			Name:    string(name),
+			Type:    schema.Type(strings.ToLower(string(typ))),
+			NotNull: lua.LVAsBool(ct.RawGetString("not_null")),
+			Index:   lua.LVAsBool(ct.RawGetString("index")),
+		}
+		if doc, ok := ct.RawGetString("doc").(lua.LString); ok {
+			c.Doc = string(doc)
+		}
+		switch c.Type {
+		case schema.Integer, schema.Real, schema.Text, schema.JSON:
+		default:
+			return s.errAt(string(typ), "column %q: unknown type %q (want integer, real, text or json)", name, typ)
+		}
+		d.columns = append(d.columns, c)
+		if lua.LVAsBool(ct.RawGetString("key")) {
+			d.key = append(d.key, c.Name)
+		}
+	}
+	return nil
+}
+
+// spec builds the engine's view of one instance of the script.
+func (s *Script) spec(iv time.Duration) (*engine.ModelSpec, error) {
+	d := s.decl
+	ident := engine.Ident(d.name, iv)
+	spec := &engine.ModelSpec{
+		Ident: ident, Name: d.name, Summary: d.summary, Description: d.description,
+		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Layout: d.layout,
+		Table: schema.Table{
+			Name:    schema.TableName(ident),
+			Columns: append([]schema.Column(nil), d.columns...),
+			Key:     append([]string(nil), d.key...),
+		},
+	}
+	if err := spec.Table.Validate(); err != nil {
+		return nil, s.errAt("", "%v", err)
+	}
+	return spec, nil
+}

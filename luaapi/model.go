@@ -1,0 +1,181 @@
+package luaapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fastjson"
+	lua "github.com/yuin/gopher-lua"
+
+	"statscache/engine"
+)
+
+var _ engine.Model = (*Model)(nil)
+
+// Model is one instance of a script (one per declared interval), running in
+// an LState of its own. The engine calls it from a single goroutine.
+type Model struct {
+	script   *Script
+	spec     *engine.ModelSpec
+	interval time.Duration
+	opts     Options
+	log      *slog.Logger
+
+	L       *lua.LState
+	process *lua.LFunction
+	update  *lua.LFunction
+	state   engine.State
+	// msgT is the message table handed to process. It is reused from one
+	// call to the next, which is why a model must copy what it keeps.
+	msgT *lua.LTable
+	cur  *engine.Message
+	p    fastjson.Parser
+	// writer is set only while update runs.
+	writer engine.RowWriter
+	dbT    *lua.LTable
+}
+
+func newModel(s *Script, spec *engine.ModelSpec, iv time.Duration, opts Options) *Model {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Model{script: s, spec: spec, interval: iv, opts: opts, log: log.With("model", spec.Ident)}
+}
+
+// Spec returns the model's declaration.
+func (m *Model) Spec() *engine.ModelSpec { return m.spec }
+
+// Script returns the file the model was loaded from.
+func (m *Model) Script() *Script { return m.script }
+
+// Open builds a fresh LState, runs the script's top level in it and binds
+// the model to its durable state.
+func (m *Model) Open(st engine.State) error {
+	if m.L != nil {
+		m.Close()
+	}
+	m.state = st
+	L := newState()
+	L.SetGlobal("model", L.NewFunction(func(*lua.LState) int { return 0 }))
+	installHost(L, m)
+	L.Push(L.NewFunctionFromProto(m.script.proto))
+	if err := L.PCall(0, 0, nil); err != nil {
+		L.Close()
+		return luaError(m.script.Path, err)
+	}
+	pf, ok1 := L.GetGlobal("process").(*lua.LFunction)
+	uf, ok2 := L.GetGlobal("update").(*lua.LFunction)
+	if !ok1 || !ok2 {
+		L.Close()
+		return &ScriptError{File: m.script.Path, Msg: "process and update must be functions"}
+	}
+	m.L, m.process, m.update = L, pf, uf
+	m.msgT = L.NewTable()
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(m.lazyField))
+	L.SetMetatable(m.msgT, mt)
+	m.dbT = newDBTable(L, m)
+	return nil
+}
+
+// Close releases the LState.
+func (m *Model) Close() error {
+	if m.L != nil {
+		m.L.Close()
+		m.L = nil
+	}
+	return nil
+}
+
+// scriptErr is an error raised by script code, with its Lua traceback.
+type scriptErr struct {
+	msg, trace string
+}
+
+func (e *scriptErr) Error() string     { return e.msg }
+func (e *scriptErr) Traceback() string { return e.trace }
+
+func (m *Model) call(fn *lua.LFunction, arg lua.LValue) error {
+	L := m.L
+	if L == nil {
+		return errors.New("model is not open")
+	}
+	err := L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, arg)
+	if err != nil {
+		L.SetTop(0)
+		var ae *lua.ApiError
+		if errors.As(err, &ae) {
+			return &scriptErr{msg: ae.Object.String(), trace: ae.StackTrace}
+		}
+		return &scriptErr{msg: err.Error()}
+	}
+	return nil
+}
+
+// Process fills the reused message table and calls the script's process.
+func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
+	t := m.msgT
+	m.cur = msg
+	t.RawSetString("id", lua.LString(msg.ID))
+	t.RawSetString("key", lua.LString(msg.Key))
+	t.RawSetString("topic", lua.LString(msg.Topic))
+	t.RawSetString("time", lua.LNumber(msg.Seconds()))
+	t.RawSetString("category", lua.LString(msg.Category()))
+	// Drop what the previous message's lazy fields left behind.
+	t.RawSetString("body", lua.LNil)
+	t.RawSetString("msg", lua.LNil)
+	t.RawSetString("headers", lua.LNil)
+	err := m.call(m.process, t)
+	m.cur = nil
+	return err
+}
+
+// lazyField is the message table's __index: it converts the body or the
+// headers from JSON the first time the script reads them.
+func (m *Model) lazyField(L *lua.LState) int {
+	t := L.CheckTable(1)
+	key := L.OptString(2, "")
+	if m.cur == nil {
+		L.Push(lua.LNil)
+		return 1
+	}
+	switch key {
+	case "body", "msg":
+		b, err := m.cur.Body(&m.p)
+		if err != nil {
+			L.RaiseError("%v", err)
+		}
+		v := fromJSON(L, b)
+		t.RawSetString("body", v)
+		t.RawSetString("msg", v)
+		L.Push(v)
+	case "headers":
+		h, err := m.cur.Headers(&m.p)
+		if err != nil {
+			L.RaiseError("%v", err)
+		}
+		v := fromJSON(L, h)
+		if v == lua.LNil {
+			v = L.NewTable()
+		}
+		t.RawSetString("headers", v)
+		L.Push(v)
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+// Flush calls the script's update with the db object bound to w.
+func (m *Model) Flush(ctx context.Context, w engine.RowWriter) error {
+	m.writer = w
+	defer func() { m.writer = nil }()
+	if err := m.call(m.update, m.dbT); err != nil {
+		return fmt.Errorf("%s: update: %w", m.spec.Ident, err)
+	}
+	return nil
+}
