@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"statscache/engine"
+	"statscache/engine/filesource"
+	"statscache/engine/sqlstore"
+	"statscache/luaapi"
+	"statscache/scripts"
+)
+
+// Defaults shared by the commands.
+const (
+	defaultDB      = "./statscache.db"
+	defaultScripts = "./scripts"
+	defaultListen  = "127.0.0.1:8080"
+)
+
+// common holds the flags every processing command takes.
+type common struct {
+	db, scripts         string
+	logLevel, logFormat string
+	sync                string
+	batch               int
+	batchInterval       time.Duration
+	maxBytes, maxDepth  int
+	cpuProfile          string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.db, "db", defaultDB, "SQLite database `path`")
+	fs.StringVar(&c.scripts, "scripts", defaultScripts, "`directory` of Lua models (\"embedded\": the shipped models)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.sync, "sync", "NORMAL", "SQLite synchronous mode: NORMAL survives a crash of the process, FULL also a power cut")
+	fs.IntVar(&c.batch, "batch", engine.DefaultBatchSize, "messages a model processes between commits")
+	fs.DurationVar(&c.batchInterval, "batch-interval", engine.DefaultBatchInterval, "longest time a model holds processed messages before committing")
+	fs.IntVar(&c.maxBytes, "max-bytes", engine.DefaultLimits.MaxBytes, "reject records larger than this many bytes")
+	fs.IntVar(&c.maxDepth, "max-depth", engine.DefaultLimits.MaxDepth, "reject records nested deeper than this")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a Go CPU profile to `file` (for benchmarking)")
+}
+
+func (c *common) validate() error {
+	if c.batch < 1 {
+		return fmt.Errorf("--batch %d: must be at least 1", c.batch)
+	}
+	if c.batchInterval <= 0 {
+		return fmt.Errorf("--batch-interval %s: must be positive", c.batchInterval)
+	}
+	if c.maxBytes < 1024 {
+		return fmt.Errorf("--max-bytes %d: must be at least 1024", c.maxBytes)
+	}
+	if c.maxDepth < 2 {
+		return fmt.Errorf("--max-depth %d: must be at least 2", c.maxDepth)
+	}
+	if c.sync != "NORMAL" && c.sync != "FULL" {
+		return fmt.Errorf("--sync %q: want NORMAL or FULL", c.sync)
+	}
+	return nil
+}
+
+func (c *common) limits() engine.Limits {
+	return engine.Limits{MaxBytes: c.maxBytes, MaxDepth: c.maxDepth}
+}
+
+// loadModels loads the scripts and reports each one that does not load.
+func loadModels(c *common, log *slog.Logger, stderr io.Writer) ([]*luaapi.Model, int) {
+	opts := luaapi.Options{Logger: log}
+	var models []*luaapi.Model
+	var errs []error
+	if c.scripts == "embedded" {
+		models, errs = luaapi.LoadFS(scripts.FS, "scripts", opts)
+	} else {
+		models, errs = luaapi.LoadDir(c.scripts, opts)
+	}
+	for _, err := range errs {
+		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
+	}
+	return models, len(errs)
+}
+
+// pipeline is an open store with an engine and its models.
+type pipeline struct {
+	db     *sqlstore.DB
+	eng    *engine.Engine
+	log    *slog.Logger
+	idents []string
+}
+
+func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Writer) (*pipeline, error) {
+	models, _ := loadModels(c, log, stderr)
+	db, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Synchronous: c.sync})
+	if err != nil {
+		return nil, err
+	}
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Logger: log})
+	p := &pipeline{db: db, eng: eng, log: log}
+	for _, m := range models {
+		if err := eng.Add(ctx, m); err != nil {
+			fmt.Fprintf(stderr, "model not started: %s: %v\n", m.Script().Path, err)
+			continue
+		}
+		p.idents = append(p.idents, m.Spec().Ident)
+	}
+	sort.Strings(p.idents)
+	return p, nil
+}
+
+// ingestStats counts what replay did with the input records.
+type ingestStats struct {
+	records, accepted, duplicates, rejected, late int
+}
+
+// ingestFile journals one file's records; rejected records are kept in the
+// rejects table and logged, and never stop the run.
+func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limits, st *ingestStats, stderr io.Writer) error {
+	r := filesource.Reader{Limits: lim}
+	return r.ReadFile(ctx, path, func(b filesource.Batch) error {
+		st.records += len(b.Messages) + len(b.Rejects)
+		if len(b.Rejects) > 0 {
+			st.rejected += len(b.Rejects)
+			for _, rj := range b.Rejects {
+				p.log.Warn("record rejected", "source", rj.Source, "reason", rj.Reason)
+			}
+			if err := p.db.AddRejects(ctx, b.Rejects); err != nil {
+				return err
+			}
+		}
+		res, err := p.eng.Ingest(ctx, b.Messages)
+		if err != nil {
+			return err
+		}
+		st.accepted += res.Added
+		st.duplicates += res.Duplicates
+		st.late += res.Late
+		return nil
+	})
+}
+
+func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	var c common
+	c.register(fset)
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "usage: statscache replay [flags] FILE...\n\nJournals the bus messages in each FILE (JSON Lines of datagrepper /raw records,\nor JSON documents holding raw_messages), runs every model over the journal and\nprints a summary. Replaying the same file again changes nothing.\n\nFlags:")
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(stderr, "statscache replay:", err)
+		return 2
+	}
+	if fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "statscache replay: no input files")
+		fset.Usage()
+		return 2
+	}
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "statscache replay:", err)
+		return 2
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "statscache replay:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "statscache replay:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := replay(ctx, &c, fset.Args(), nil, log, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "statscache replay:", err)
+		return 1
+	}
+	return 0
+}
+
+// replay journals files (and an optional embedded one), runs the models
+// to the end of the journal and prints the summary.
+func replay(ctx context.Context, c *common, files []string, embedded fs.FS, log *slog.Logger, stdout, stderr io.Writer) error {
+	p, err := openPipeline(ctx, c, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer p.db.Close()
+	start := time.Now()
+	var st ingestStats
+	for _, f := range files {
+		if err := p.ingestFile(ctx, f, c.limits(), &st, stderr); err != nil {
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+			return err
+		}
+	}
+	ingested := time.Since(start)
+	if err := p.eng.Run(ctx, false); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	return p.summary(ctx, &st, ingested, elapsed, stdout)
+}
+
+func (p *pipeline) summary(ctx context.Context, st *ingestStats, ingested, elapsed time.Duration, w io.Writer) error {
+	fmt.Fprintf(w, "records:    %d\naccepted:   %d\nduplicates: %d\nrejected:   %d\nlate:       %d\n",
+		st.records, st.accepted, st.duplicates, st.rejected, st.late)
+	fmt.Fprintf(w, "time:       %s (journal %s)\n\n", elapsed.Round(time.Millisecond), ingested.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tPROCESSED\tROWS\tERRORS\tSTATUS")
+	for _, s := range p.eng.Stats() {
+		rows, err := p.db.CountRows(ctx, s.Ident)
+		if err != nil {
+			return err
+		}
+		status := "ok"
+		if s.Failed != "" {
+			status = "failed: " + s.Failed
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Ident, s.Processed, rows, s.Errors, status)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(w, "\ninterrupted: committed what was processed; run again to continue")
+	}
+	return nil
+}
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("check", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	dir := fset.String("scripts", defaultScripts, "`directory` of Lua models")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	c := common{scripts: *dir}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	models, bad := loadModels(&c, log, stderr)
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tTABLE\tKEY\tSCRIPT")
+	for _, m := range models {
+		s := m.Spec()
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", s.Ident, s.Table.Name, s.Table.Key, s.Script)
+	}
+	tw.Flush()
+	if bad > 0 {
+		fmt.Fprintf(stderr, "%d script(s) failed to load\n", bad)
+		return 1
+	}
+	if len(models) == 0 {
+		fmt.Fprintf(stderr, "no models in %s\n", *dir)
+		return 1
+	}
+	_ = ctx
+	_ = os.Stdout
+	return 0
+}
