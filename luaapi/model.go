@@ -32,6 +32,8 @@ type Model struct {
 	// call to the next, which is why a model must copy what it keeps.
 	msgT *lua.LTable
 	cur  *engine.Message
+	// dirty is set when a lazy field was filled for the current message.
+	dirty bool
 	p    fastjson.Parser
 	// writer is set only while update runs.
 	writer engine.RowWriter
@@ -120,22 +122,27 @@ func (m *Model) call(fn *lua.LFunction, arg lua.LValue) error {
 func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
 	t := m.msgT
 	m.cur = msg
-	t.RawSetString("id", lua.LString(msg.ID))
-	t.RawSetString("key", lua.LString(msg.Key))
 	t.RawSetString("topic", lua.LString(msg.Topic))
 	t.RawSetString("time", lua.LNumber(msg.Seconds()))
-	t.RawSetString("category", lua.LString(msg.Category()))
-	// Drop what the previous message's lazy fields left behind.
-	t.RawSetString("body", lua.LNil)
-	t.RawSetString("msg", lua.LNil)
-	t.RawSetString("headers", lua.LNil)
+	if m.dirty {
+		// Drop what the previous message's lazy fields left behind.
+		for _, f := range lazyFields {
+			t.RawSetString(f, lua.LNil)
+		}
+		m.dirty = false
+	}
 	err := m.call(m.process, t)
 	m.cur = nil
 	return err
 }
 
-// lazyField is the message table's __index: it converts the body or the
-// headers from JSON the first time the script reads them.
+// lazyFields are the message fields filled on first read; topic and time
+// are set eagerly because nearly every model reads them.
+var lazyFields = []string{"id", "key", "category", "body", "msg", "headers"}
+
+// lazyField is the message table's __index: it fills id, key and category,
+// and converts the body or the headers from JSON, the first time the script
+// reads them, so a model pays only for what it uses.
 func (m *Model) lazyField(L *lua.LState) int {
 	t := L.CheckTable(1)
 	key := L.OptString(2, "")
@@ -143,7 +150,18 @@ func (m *Model) lazyField(L *lua.LState) int {
 		L.Push(lua.LNil)
 		return 1
 	}
+	m.dirty = true
 	switch key {
+	case "id", "key", "category":
+		v := lua.LString(m.cur.ID)
+		switch key {
+		case "key":
+			v = lua.LString(m.cur.Key)
+		case "category":
+			v = lua.LString(m.cur.Category())
+		}
+		t.RawSetString(key, v)
+		L.Push(v)
 	case "body", "msg":
 		b, err := m.cur.Body(&m.p)
 		if err != nil {

@@ -124,29 +124,56 @@ type ingestStats struct {
 }
 
 // ingestFile journals one file's records; rejected records are kept in the
-// rejects table and logged, and never stop the run.
+// rejects table and logged, and never stop the run. Decoding runs in its
+// own goroutine, one batch ahead of the journal writes.
 func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limits, st *ingestStats, stderr io.Writer) error {
-	r := filesource.Reader{Limits: lim}
-	return r.ReadFile(ctx, path, func(b filesource.Batch) error {
-		st.records += len(b.Messages) + len(b.Rejects)
-		if len(b.Rejects) > 0 {
-			st.rejected += len(b.Rejects)
-			for _, rj := range b.Rejects {
-				p.log.Warn("record rejected", "source", rj.Source, "reason", rj.Reason)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan filesource.Batch, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		r := filesource.Reader{Limits: lim}
+		readErr <- r.ReadFile(ctx, path, func(b filesource.Batch) error {
+			select {
+			case batches <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			if err := p.db.AddRejects(ctx, b.Rejects); err != nil {
-				return err
+		})
+	}()
+	for b := range batches {
+		if err := p.journal(ctx, b, st); err != nil {
+			cancel()
+			for range batches {
 			}
-		}
-		res, err := p.eng.Ingest(ctx, b.Messages)
-		if err != nil {
+			<-readErr
 			return err
 		}
-		st.accepted += res.Added
-		st.duplicates += res.Duplicates
-		st.late += res.Late
-		return nil
-	})
+	}
+	return <-readErr
+}
+
+func (p *pipeline) journal(ctx context.Context, b filesource.Batch, st *ingestStats) error {
+	st.records += len(b.Messages) + len(b.Rejects)
+	if len(b.Rejects) > 0 {
+		st.rejected += len(b.Rejects)
+		for _, rj := range b.Rejects {
+			p.log.Warn("record rejected", "source", rj.Source, "reason", rj.Reason)
+		}
+		if err := p.db.AddRejects(ctx, b.Rejects); err != nil {
+			return err
+		}
+	}
+	res, err := p.eng.Ingest(ctx, b.Messages)
+	if err != nil {
+		return err
+	}
+	st.accepted += res.Added
+	st.duplicates += res.Duplicates
+	st.late += res.Late
+	return nil
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -49,12 +49,18 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 		return res, fmt.Errorf("append: %w", err)
 	}
 	defer stmt.Close()
-	for _, m := range msgs {
+	// The rows are written without ctx: with a cancellable context the
+	// driver starts a watcher goroutine per statement, which costs more
+	// than the insert itself. Cancellation is checked between rows.
+	for i, m := range msgs {
+		if i%256 == 0 && ctx.Err() != nil {
+			return res, ctx.Err()
+		}
 		late := 0
 		if m.Pos().Less(head) {
 			late = 1
 		}
-		r, err := stmt.ExecContext(ctx, m.TimeUS, m.Key, m.ID, m.Topic, m.Raw, late)
+		r, err := stmt.Exec(m.TimeUS, m.Key, m.ID, m.Topic, m.Raw, late)
 		if err != nil {
 			return res, fmt.Errorf("append %s: %w", m.ID, err)
 		}

@@ -263,7 +263,7 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 	if err != nil {
 		return fmt.Errorf("write %s: %w", m.mt.ident, err)
 	}
-	if _, err := s.ExecContext(m.ctx, args...); err != nil {
+	if _, err := s.Exec(args...); err != nil { // see Append on contexts
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "NOT NULL constraint failed") {
 			return fmt.Errorf("%s into %s: %w (%v)", kind, m.mt.ident, engine.ErrRowConflict, err)
 		}
