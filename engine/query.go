@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"time"
+
+	"statscache/schema"
+)
+
+// This file holds the plain types of the read side: what a store returns to
+// the web API about models and their rows. They live in the engine package,
+// next to ModelSpec and ModelStatus, so that the store (which produces them)
+// and the web API (which consumes them) share one vocabulary without
+// depending on each other.
+
+// ModelInfo is everything the API tells about one model: its declaration,
+// its durable status, how far it trails the journal and its latest error.
+type ModelInfo struct {
+	Spec   ModelSpec
+	Status ModelStatus
+	// LagSeconds is how far the model's cursor trails the newest journaled
+	// message, in seconds: 0 when the journal is empty or the model is
+	// caught up. A model that has processed nothing yet is measured from the
+	// oldest journaled message, so its lag is the journal's whole span.
+	LagSeconds float64
+	// LastError is the most recent error recorded for the model, or nil.
+	LastError *ModelError
+	// LastErrorAt is when LastError was recorded (zero when LastError is nil).
+	LastErrorAt time.Time
+}
+
+// RowQuery selects and pages the rows of a model table. Rows are ordered by
+// timestamp, then the row key columns, then the row id, so that ties on the
+// timestamp page in a stable order.
+type RowQuery struct {
+	// Start and Stop bound the timestamp (Unix seconds), both inclusive;
+	// nil leaves that side open. There is deliberately no default Stop: the
+	// original defaulted it to "now", which hid in-progress buckets (they
+	// are labelled with their end, in the future).
+	Start, Stop *float64
+	// Desc sorts newest first.
+	Desc bool
+	// Limit caps the rows the query can see before any paging; 0 means no
+	// cap. Paging happens within the first Limit rows.
+	Limit int
+	// Offset is the first row of the page within the (limited) result.
+	Offset int
+	// Count is the page size; 0 or less returns every row from Offset up to
+	// the limit.
+	Count int
+}
+
+// RowPage is one page of a model table.
+type RowPage struct {
+	// Columns are the column names in table order (timestamp first).
+	Columns []string
+	// Types are the declared types of Columns, index for index, so that a
+	// consumer can tell a json column holding a string from a text column.
+	Types []schema.Type
+	// Rows hold the values of Columns, typed: int64 for integer, float64
+	// for real, string for text, the decoded JSON value for json, nil for
+	// NULL.
+	Rows [][]any
+	// Total is how many rows match Start and Stop, capped by Limit: the
+	// number of rows all pages hold together.
+	Total int
+}

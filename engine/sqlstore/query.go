@@ -1,0 +1,302 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"statscache/engine"
+	"statscache/schema"
+)
+
+// This file holds the read queries of the web API. They use the read pool
+// only, so a busy writer never delays them, and each call runs in one read
+// transaction, so that every number it returns comes from the same
+// snapshot (WAL mode gives each read transaction a consistent view).
+
+// readTx runs fn in one read transaction of the read pool.
+func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() // read only: nothing to commit
+	return fn(tx)
+}
+
+// journalSpan returns the times of the oldest and newest journaled
+// messages; ok is false when the journal is empty.
+func journalSpan(ctx context.Context, tx *sql.Tx) (oldest, newest int64, ok bool, err error) {
+	var lo, hi sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT min(time_us), max(time_us) FROM journal`).Scan(&lo, &hi); err != nil {
+		return 0, 0, false, fmt.Errorf("journal span: %w", err)
+	}
+	if !lo.Valid || !hi.Valid {
+		return 0, 0, false, nil
+	}
+	return lo.Int64, hi.Int64, true, nil
+}
+
+// lag computes ModelInfo.LagSeconds; see its documentation.
+func lag(cursor engine.Position, oldest, newest int64, ok bool) float64 {
+	if !ok {
+		return 0
+	}
+	from := cursor.TimeUS
+	if cursor.IsZero() {
+		from = oldest
+	}
+	if newest <= from {
+		return 0
+	}
+	return float64(newest-from) / 1e6
+}
+
+const modelColumns = `ident, spec, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at`
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// scanModel reads one row of modelColumns.
+func scanModel(s rowScanner) (engine.ModelInfo, error) {
+	var info engine.ModelInfo
+	var ident, spec string
+	var at int64
+	st := &info.Status
+	if err := s.Scan(&ident, &spec, &st.Cursor.TimeUS, &st.Cursor.Key, &st.CursorID, &st.Processed, &st.Errors,
+		&st.Status, &st.Reason, &at); err != nil {
+		return info, err
+	}
+	st.UpdatedAt = time.Unix(at, 0).UTC()
+	if err := json.Unmarshal([]byte(spec), &info.Spec); err != nil {
+		return info, fmt.Errorf("model %s: decode spec: %w", ident, err)
+	}
+	// The row's ident is the truth; a spec written by other code could
+	// disagree, and the API must answer under the name it was asked for.
+	info.Spec.Ident = ident
+	return info, nil
+}
+
+// lastError fills info's latest recorded error, if any.
+func lastError(ctx context.Context, tx *sql.Tx, info *engine.ModelInfo) error {
+	e := engine.ModelError{Ident: info.Spec.Ident}
+	var at int64
+	err := tx.QueryRowContext(ctx, `SELECT msg_id, time_us, error, traceback, at FROM model_errors
+		WHERE ident = ? ORDER BY id DESC LIMIT 1`, e.Ident).Scan(&e.MsgID, &e.TimeUS, &e.Err, &e.Traceback, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("model %s: last error: %w", e.Ident, err)
+	}
+	info.LastError = &e
+	info.LastErrorAt = time.Unix(at, 0).UTC()
+	return nil
+}
+
+// ListModels describes every registered model, sorted by ident.
+func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
+	var out []engine.ModelInfo
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		oldest, newest, ok, err := journalSpan(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+modelColumns+` FROM models ORDER BY ident`)
+		if err != nil {
+			return fmt.Errorf("read models: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			info, err := scanModel(rows)
+			if err != nil {
+				return fmt.Errorf("read models: %w", err)
+			}
+			info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
+			out = append(out, info)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read models: %w", err)
+		}
+		rows.Close()
+		for i := range out {
+			if err := lastError(ctx, tx, &out[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	return out, nil
+}
+
+// ModelInfo describes one model. An unknown ident gives an error wrapping
+// engine.ErrNotFound.
+func (db *DB) ModelInfo(ctx context.Context, ident string) (engine.ModelInfo, error) {
+	var info engine.ModelInfo
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		info, err = readModel(ctx, tx, ident)
+		if err != nil {
+			return err
+		}
+		oldest, newest, ok, err := journalSpan(ctx, tx)
+		if err != nil {
+			return err
+		}
+		info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
+		return lastError(ctx, tx, &info)
+	})
+	return info, err
+}
+
+// readModel reads one model's row.
+func readModel(ctx context.Context, tx *sql.Tx, ident string) (engine.ModelInfo, error) {
+	info, err := scanModel(tx.QueryRowContext(ctx, `SELECT `+modelColumns+` FROM models WHERE ident = ?`, ident))
+	if errors.Is(err, sql.ErrNoRows) {
+		return info, fmt.Errorf("model %s: %w", ident, engine.ErrNotFound)
+	}
+	if err != nil {
+		return info, fmt.Errorf("model %s: %w", ident, err)
+	}
+	return info, nil
+}
+
+// Rows reads one page of a model's table; see engine.RowQuery for the
+// selection, order and paging. The count and the page come from the same
+// snapshot, so Total always agrees with the rows returned. An unknown ident
+// gives an error wrapping engine.ErrNotFound.
+func (db *DB) Rows(ctx context.Context, ident string, q engine.RowQuery) (engine.RowPage, error) {
+	var page engine.RowPage
+	if err := checkRowQuery(q); err != nil {
+		return page, fmt.Errorf("rows of %s: %w", ident, err)
+	}
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		info, err := readModel(ctx, tx, ident)
+		if err != nil {
+			return err
+		}
+		t := &info.Spec.Table
+		if len(t.Columns) == 0 || t.Name == "" {
+			return fmt.Errorf("model %s: the stored spec declares no table", ident)
+		}
+		page.Columns = make([]string, len(t.Columns))
+		page.Types = make([]schema.Type, len(t.Columns))
+		cols := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			page.Columns[i] = c.Name
+			page.Types[i] = c.Type
+			cols[i] = schema.Quote(c.Name)
+		}
+		page.Rows = [][]any{}
+
+		table := schema.Quote(t.Name)
+		ts := schema.Quote(schema.TimestampColumn)
+		var where []string
+		var args []any
+		if q.Start != nil {
+			where = append(where, ts+" >= ?")
+			args = append(args, *q.Start)
+		}
+		if q.Stop != nil {
+			where = append(where, ts+" <= ?")
+			args = append(args, *q.Stop)
+		}
+		filter := ""
+		if len(where) > 0 {
+			filter = " WHERE " + strings.Join(where, " AND ")
+		}
+
+		// Total: the matching rows, capped by the limit. The cap goes into
+		// the query so that a small limit on a huge table stays cheap.
+		countSQL := "SELECT count(*) FROM " + table + filter
+		countArgs := args
+		if q.Limit > 0 {
+			countSQL = "SELECT count(*) FROM (SELECT 1 FROM " + table + filter + " LIMIT ?)"
+			countArgs = append(append([]any(nil), args...), q.Limit)
+		}
+		var total int64
+		if err := tx.QueryRowContext(ctx, countSQL, countArgs...).Scan(&total); err != nil {
+			return fmt.Errorf("count rows of %s: %w", ident, err)
+		}
+		page.Total = int(total)
+		if q.Offset >= page.Total {
+			return nil
+		}
+		n := page.Total - q.Offset
+		if q.Count > 0 && q.Count < n {
+			n = q.Count
+		}
+
+		dir := " ASC"
+		if q.Desc {
+			dir = " DESC"
+		}
+		order := []string{ts + dir}
+		for _, k := range t.Key {
+			if k != schema.TimestampColumn {
+				order = append(order, schema.Quote(k)+dir)
+			}
+		}
+		order = append(order, schema.Quote("id")+dir)
+		query := fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s LIMIT ? OFFSET ?",
+			strings.Join(cols, ", "), table, filter, strings.Join(order, ", "))
+		rows, err := tx.QueryContext(ctx, query, append(args, n, q.Offset)...)
+		if err != nil {
+			return fmt.Errorf("read rows of %s: %w", ident, err)
+		}
+		defer rows.Close()
+		vals := make([]any, len(t.Columns))
+		ptrs := make([]any, len(t.Columns))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				return fmt.Errorf("read rows of %s: %w", ident, err)
+			}
+			row := make([]any, len(t.Columns))
+			for i, c := range t.Columns {
+				row[i] = fromSQL(c, vals[i])
+			}
+			page.Rows = append(page.Rows, row)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read rows of %s: %w", ident, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return engine.RowPage{}, err
+	}
+	return page, nil
+}
+
+// checkRowQuery refuses queries that SQL would silently misread: NaN
+// bounds bind as NULL and match nothing, negative offsets and limits mean
+// "no offset" and "no limit" to SQLite.
+func checkRowQuery(q engine.RowQuery) error {
+	for _, b := range []struct {
+		name string
+		v    *float64
+	}{{"start", q.Start}, {"stop", q.Stop}} {
+		if b.v != nil && (math.IsNaN(*b.v) || math.IsInf(*b.v, 0)) {
+			return fmt.Errorf("%s must be a finite number, got %v", b.name, *b.v)
+		}
+	}
+	if q.Limit < 0 {
+		return fmt.Errorf("limit must not be negative, got %d", q.Limit)
+	}
+	if q.Offset < 0 {
+		return fmt.Errorf("offset must not be negative, got %d", q.Offset)
+	}
+	return nil
+}
