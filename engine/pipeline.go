@@ -11,21 +11,19 @@ import (
 
 // The pipeline, from a record to a committed row:
 //
-//	sources (files, later the bus and the archive)
+//	sources (files; the bus and the archive)
 //	   │  Decoder.Decode: normalize, reject bad records
 //	   ▼
 //	Engine.Ingest ──► Journal.Append  (dedupe on key; the journal index fixes
 //	   │                               the one total order: time, then key)
 //	   ▼
-//	feed: one goroutine scans the journal in order from the oldest cursor
-//	   │  and hands each batch, read-only, to every runner
-//	   ├──► runner(model A) ─ Process each message ─ Flush + state + cursor ─► one transaction
-//	   ├──► runner(model B) ─ …
-//	   └──► …                  (one goroutine per model: models run in parallel,
-//	                            each strictly in journal order)
+//	runner(model A) ─ scan after its cursor ─ Process each message ─ Flush + state + cursor ─► one transaction
+//	runner(model B) ─ …
+//	   (one goroutine per model: models run in parallel, each strictly in
+//	    journal order; runners in step share each journal read, see scanCache)
 //
-// A runner skips the messages at or before its cursor, so models that are
-// at different places share one scan.
+// A runner that is behind (a new model, or one resumed after a failure)
+// reads the journal on its own, so it never holds the others back.
 
 // Config tunes the engine. Zero values take the defaults.
 type Config struct {
@@ -70,51 +68,131 @@ func (c *Config) setDefaults() {
 
 // Engine owns the models and moves journal messages through them.
 type Engine struct {
-	store   Store
-	cfg     Config
-	log     *slog.Logger
+	store Store
+	cfg   Config
+	log   *slog.Logger
+	cache *scanCache
+
 	mu      sync.Mutex
-	runners []*runner
-	notify  chan struct{}
+	runners map[string]*runner
+	order   []string // idents in the order they were added
+	changed chan struct{}
+	running *runState
+}
+
+// runState is the context models run in while Run is active.
+type runState struct {
+	ctx    context.Context
+	follow bool
+	wg     sync.WaitGroup
 }
 
 // New returns an engine over store. Add models, then Run.
 func New(store Store, cfg Config) *Engine {
 	cfg.setDefaults()
-	return &Engine{store: store, cfg: cfg, log: cfg.Logger, notify: make(chan struct{}, 1)}
+	return &Engine{
+		store: store, cfg: cfg, log: cfg.Logger,
+		cache:   newScanCache(store.Scan, 64),
+		runners: map[string]*runner{},
+		changed: make(chan struct{}),
+	}
 }
 
 // Add registers a model: its table is created or checked and its cursor
-// read. A model whose table cannot be registered is not added.
+// read. A model whose table cannot be registered is not added. While Run is
+// active the model starts at once and catches up on its own.
 func (e *Engine) Add(ctx context.Context, m Model) error {
 	spec := m.Spec()
-	for _, r := range e.runners {
-		if r.spec.Ident == spec.Ident {
-			return fmt.Errorf("model %s (%s): ident already used by %s", spec.Ident, spec.Script, r.spec.Script)
-		}
+	e.mu.Lock()
+	if r, ok := e.runners[spec.Ident]; ok {
+		e.mu.Unlock()
+		return fmt.Errorf("model %s (%s): ident already used by %s", spec.Ident, spec.Script, r.spec.Script)
 	}
+	e.mu.Unlock()
 	st, err := e.store.Register(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("register model %s: %w", spec.Ident, err)
 	}
 	r := newRunner(e, m, st)
 	e.mu.Lock()
-	e.runners = append(e.runners, r)
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	e.runners[spec.Ident] = r
+	e.order = append(e.order, spec.Ident)
+	if e.running != nil {
+		e.start(r)
+	}
 	return nil
 }
 
-// Ingest appends messages to the journal and wakes the feed.
+// start runs r's goroutine under the active Run. e.mu is held.
+func (e *Engine) start(r *runner) {
+	rs := e.running
+	ctx, cancel := context.WithCancel(rs.ctx)
+	r.cancel = cancel
+	r.done = make(chan struct{})
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		defer close(r.done)
+		r.run(ctx, rs.follow)
+	}()
+}
+
+// Remove stops a model: it commits what it has processed and leaves its
+// table and cursor in place, so adding it again resumes where it stopped.
+func (e *Engine) Remove(ident string) bool {
+	e.mu.Lock()
+	r, ok := e.runners[ident]
+	if ok {
+		delete(e.runners, ident)
+		for i, id := range e.order {
+			if id == ident {
+				e.order = append(e.order[:i], e.order[i+1:]...)
+				break
+			}
+		}
+	}
+	e.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+	}
+	return true
+}
+
+// Ingest appends messages to the journal and wakes the runners.
 func (e *Engine) Ingest(ctx context.Context, msgs []*Message) (AppendResult, error) {
+	if len(msgs) == 0 {
+		return AppendResult{}, nil
+	}
 	res, err := e.store.Append(ctx, msgs)
 	if err != nil {
 		return res, fmt.Errorf("ingest %d messages: %w", len(msgs), err)
 	}
-	select {
-	case e.notify <- struct{}{}:
-	default:
+	if res.Added > 0 {
+		first := msgs[0].Pos()
+		for _, m := range msgs[1:] {
+			if m.Pos().Less(first) {
+				first = m.Pos()
+			}
+		}
+		e.cache.inserted(first)
+		e.mu.Lock()
+		close(e.changed)
+		e.changed = make(chan struct{})
+		e.mu.Unlock()
 	}
 	return res, nil
+}
+
+// journalChanged returns a channel closed at the next ingest.
+func (e *Engine) journalChanged() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
 }
 
 // RunnerStats is a model's progress as the engine sees it.
@@ -123,15 +201,17 @@ type RunnerStats struct {
 	Processed int64 // messages processed by this engine (not the total)
 	Errors    int64 // process errors in this engine run
 	Failed    string
+	Cursor    Position
 }
 
-// Stats returns every model's progress in this run.
+// Stats returns every model's progress in this run, in the order the
+// models were added.
 func (e *Engine) Stats() []RunnerStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]RunnerStats, 0, len(e.runners))
-	for _, r := range e.runners {
-		out = append(out, r.stats())
+	for _, id := range e.order {
+		out = append(out, e.runners[id].stats())
 	}
 	return out
 }
@@ -142,80 +222,24 @@ func (e *Engine) Stats() []RunnerStats {
 // cancelled, then commits and returns.
 func (e *Engine) Run(ctx context.Context, follow bool) error {
 	e.mu.Lock()
-	runners := append([]*runner(nil), e.runners...)
+	if e.running != nil {
+		e.mu.Unlock()
+		return errors.New("engine is already running")
+	}
+	rs := &runState{ctx: ctx, follow: follow}
+	e.running = rs
+	for _, id := range e.order {
+		e.start(e.runners[id])
+	}
 	e.mu.Unlock()
-	if len(runners) == 0 {
-		return nil
+	if follow {
+		<-ctx.Done()
 	}
-	from := runners[0].committed
-	for _, r := range runners[1:] {
-		if r.committed.Less(from) {
-			from = r.committed
-		}
-	}
-	chans := make([]chan []*Message, len(runners))
-	var wg sync.WaitGroup
-	for i, r := range runners {
-		chans[i] = make(chan []*Message, 4)
-		wg.Add(1)
-		go func(r *runner, in <-chan []*Message) {
-			defer wg.Done()
-			r.run(ctx, in)
-		}(r, chans[i])
-	}
-	err := e.feed(ctx, from, chans, follow)
-	for _, c := range chans {
-		close(c)
-	}
-	wg.Wait()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
+	rs.wg.Wait()
+	e.mu.Lock()
+	e.running = nil
+	e.mu.Unlock()
 	return nil
-}
-
-// feed scans the journal from the oldest cursor and hands every batch to
-// every runner. A scan error (a locked or full disk) is retried with
-// backoff: it delays the models, it never makes them skip messages.
-func (e *Engine) feed(ctx context.Context, from Position, outs []chan []*Message, follow bool) error {
-	pos := from
-	backoff := 100 * time.Millisecond
-	for {
-		batch, err := e.store.Scan(ctx, pos, e.cfg.ScanSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			e.log.Error("scan journal", "after", pos, "err", err)
-			if !sleep(ctx, backoff) {
-				return ctx.Err()
-			}
-			backoff = min(backoff*2, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if len(batch) > 0 {
-			pos = batch[len(batch)-1].Pos()
-			for _, out := range outs {
-				select {
-				case out <- batch:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-		}
-		if len(batch) < e.cfg.ScanSize {
-			if !follow {
-				return nil
-			}
-			select {
-			case <-e.notify:
-			case <-time.After(e.cfg.BatchInterval):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -29,10 +29,15 @@ type runner struct {
 	errs              []ModelError
 	lastCommit        time.Time
 
+	cancel context.CancelFunc // set while running
+	done   chan struct{}      // closed when the goroutine returns
+
 	mu        sync.Mutex
 	processed int64
 	errCount  int64
 	failed    string
+	// committedPos mirrors committed for Stats, under mu.
+	committedPos Position
 }
 
 func newRunner(e *Engine, m Model, st ModelStatus) *runner {
@@ -41,6 +46,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 		e: e, model: m, spec: spec,
 		log:       e.log.With("model", spec.Ident),
 		committed: st.Cursor, cursor: st.Cursor, cursorID: st.CursorID,
+		committedPos: st.Cursor,
 	}
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
@@ -53,7 +59,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 func (r *runner) stats() RunnerStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed}
+	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos}
 }
 
 func (r *runner) isFailed() bool {
@@ -72,38 +78,68 @@ func (r *runner) fail(ctx context.Context, reason string) {
 	}
 }
 
-// run consumes batches until in is closed, then commits what is pending.
-func (r *runner) run(ctx context.Context, in <-chan []*Message) {
+// run processes the journal after the model's cursor. Without follow it
+// returns at the end of the journal; with follow it waits for new messages
+// until ctx ends. Either way it commits what it has processed before it
+// returns. A journal read that fails (a locked or full disk) is retried with
+// backoff: it delays the model, it never makes it skip messages.
+func (r *runner) run(ctx context.Context, follow bool) {
 	if r.isFailed() {
-		for range in { // stay out of the way of the others
-		}
 		return
 	}
 	if err := r.open(); err != nil {
 		r.fail(ctx, fmt.Sprintf("open: %v", err))
-		for range in {
-		}
 		return
 	}
 	defer r.model.Close()
+	defer r.commit(context.WithoutCancel(ctx))
 	r.lastCommit = time.Now()
-	tick := time.NewTicker(r.e.cfg.BatchInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case batch, ok := <-in:
-			if !ok {
-				r.commit(context.WithoutCancel(ctx))
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil && !r.isFailed() {
+		changed := r.e.journalChanged()
+		batch, err := r.e.cache.next(ctx, r.cursor, r.e.cfg.ScanSize)
+		if err != nil {
+			if ctx.Err() != nil {
 				return
 			}
-			if r.isFailed() {
+			r.log.Error("read journal", "after", r.cursor, "err", err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		r.handle(ctx, batch)
+		if r.pending > 0 && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
+			r.commit(ctx)
+		}
+		if len(batch) == r.e.cfg.ScanSize {
+			continue
+		}
+		// At the head of the journal.
+		if !follow {
+			return
+		}
+		if r.pending > 0 {
+			wait := r.e.cfg.BatchInterval - time.Since(r.lastCommit)
+			if wait <= 0 {
+				r.commit(ctx)
 				continue
 			}
-			r.handle(ctx, batch)
-		case <-tick.C:
-			if r.pending > 0 && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval && !r.isFailed() {
+			t := time.NewTimer(wait)
+			select {
+			case <-changed:
+			case <-t.C:
 				r.commit(ctx)
+			case <-ctx.Done():
 			}
+			t.Stop()
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
 		}
 	}
 }
@@ -197,6 +233,9 @@ func (r *runner) commit(ctx context.Context) {
 			r.errCount += int64(len(r.errs))
 			r.mu.Unlock()
 			r.committed = r.cursor
+			r.mu.Lock()
+			r.committedPos = r.cursor
+			r.mu.Unlock()
 			r.pending, r.errs = 0, nil
 			r.lastCommit = time.Now()
 			return

@@ -21,6 +21,7 @@ import (
 	"github.com/yuin/gopher-lua/parse"
 
 	"statscache/engine"
+	"statscache/luaapi/meta"
 	"statscache/schema"
 )
 
@@ -42,6 +43,9 @@ func (e *ScriptError) Error() string {
 // Options configure how scripts are loaded and run.
 type Options struct {
 	Logger *slog.Logger
+	// Meta is the fedmsg.meta rule library offered to models as the
+	// "meta" module; a model that uses the module without one fails to load.
+	Meta *meta.Library
 }
 
 // Script is one compiled model file. Its byte code is compiled once and

@@ -25,6 +25,9 @@ func installHost(L *lua.LState, m *Model) {
 	registerCounterType(L)
 	L.SetGlobal("state", stateModule(L, m))
 	L.SetGlobal("json", jsonModule(L))
+	if m.opts.Meta != nil {
+		L.SetGlobal("meta", metaModule(L, m, m.opts.Meta))
+	}
 	logf := L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())
 		for i := range parts {

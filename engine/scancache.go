@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+	"sync"
+)
+
+// scanCache lets runners that stand at the same place in the journal share
+// one read of it. Runners in step (the common case: every model caught up)
+// ask for the batch after the same position; the first asks the store and
+// the others wait for its answer. A runner that is behind (a new model, one
+// resumed after a failure) reads on its own and holds nobody back.
+//
+// Only full batches are kept: a short batch ends at the head of the journal
+// and would go stale as messages arrive. Messages inserted behind the head
+// (late ones) clear the cache, so no runner reads a batch that lacks them.
+type scanCache struct {
+	scan func(ctx context.Context, after Position, limit int) ([]*Message, error)
+	max  int
+
+	mu      sync.Mutex
+	entries map[Position]*scanEntry
+	order   []Position
+	high    Position // the end of the furthest batch cached
+}
+
+type scanEntry struct {
+	done  chan struct{}
+	msgs  []*Message
+	err   error
+	limit int
+}
+
+func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
+	return &scanCache{scan: scan, max: max, entries: map[Position]*scanEntry{}}
+}
+
+// next returns up to limit messages after the position, in order.
+func (c *scanCache) next(ctx context.Context, after Position, limit int) ([]*Message, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[after]; ok && e.limit == limit {
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err == nil && len(e.msgs) == limit {
+			return e.msgs, nil
+		}
+		// A failed or short read is not shared: read again below.
+		c.mu.Lock()
+		if c.entries[after] == e {
+			c.remove(after)
+		}
+	}
+	e := &scanEntry{done: make(chan struct{}), limit: limit}
+	c.entries[after] = e
+	c.order = append(c.order, after)
+	for len(c.order) > c.max {
+		c.remove(c.order[0])
+	}
+	c.mu.Unlock()
+
+	// The read runs without the caller's context, so that one runner
+	// shutting down does not fail the read that others wait for.
+	e.msgs, e.err = c.scan(context.WithoutCancel(ctx), after, limit)
+	close(e.done)
+	if e.err != nil || len(e.msgs) < limit {
+		c.mu.Lock()
+		if c.entries[after] == e {
+			c.remove(after)
+		}
+		c.mu.Unlock()
+	} else {
+		c.mu.Lock()
+		if end := e.msgs[len(e.msgs)-1].Pos(); c.high.Less(end) {
+			c.high = end
+		}
+		c.mu.Unlock()
+	}
+	return e.msgs, e.err
+}
+
+func (c *scanCache) remove(p Position) {
+	delete(c.entries, p)
+	for i, q := range c.order {
+		if q == p {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// inserted tells the cache that messages from position from on were
+// added to the journal: cached batches that may now miss them are dropped.
+func (c *scanCache) inserted(from Position) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !from.Less(c.high) {
+		return // appended at the head: every cached batch is still whole
+	}
+	c.entries = map[Position]*scanEntry{}
+	c.order = nil
+	c.high = Position{}
+}
