@@ -34,7 +34,7 @@ type Model struct {
 	cur  *engine.Message
 	// dirty is set when a lazy field was filled for the current message.
 	dirty bool
-	p    fastjson.Parser
+	p     fastjson.Parser
 	// writer is set only while update runs.
 	writer engine.RowWriter
 	dbT    *lua.LTable
