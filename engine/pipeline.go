@@ -37,7 +37,11 @@ type Config struct {
 	// FlushRetries is how many times a model's failing flush is retried
 	// before the model is marked failed.
 	FlushRetries int
-	Logger       *slog.Logger
+	// ErrorWindow and MaxErrorShare quarantine a model that fails on more
+	// than MaxErrorShare of ErrorWindow consecutive messages it wanted.
+	ErrorWindow   int
+	MaxErrorShare float64
+	Logger        *slog.Logger
 }
 
 // Default engine settings.
@@ -46,6 +50,8 @@ const (
 	DefaultBatchInterval = time.Second
 	DefaultScanSize      = 2000
 	DefaultFlushRetries  = 3
+	DefaultErrorWindow   = 1000
+	DefaultMaxErrorShare = 0.5
 )
 
 func (c *Config) setDefaults() {
@@ -60,6 +66,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.FlushRetries <= 0 {
 		c.FlushRetries = DefaultFlushRetries
+	}
+	if c.ErrorWindow <= 0 {
+		c.ErrorWindow = DefaultErrorWindow
+	}
+	if c.MaxErrorShare <= 0 {
+		c.MaxErrorShare = DefaultMaxErrorShare
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

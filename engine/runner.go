@@ -27,6 +27,7 @@ type runner struct {
 	cursorID          string
 	pending           int64
 	errs              []ModelError
+	window            errorWindow
 	lastCommit        time.Time
 
 	cancel context.CancelFunc // set while running
@@ -155,6 +156,9 @@ func (r *runner) handle(ctx context.Context, batch []*Message) {
 			continue // committed before, or skipped after a late arrival
 		}
 		r.processOne(ctx, m)
+		if r.isFailed() {
+			return
+		}
 		if r.pending >= int64(r.e.cfg.BatchSize) {
 			r.commit(ctx)
 			if r.isFailed() {
@@ -166,7 +170,16 @@ func (r *runner) handle(ctx context.Context, batch []*Message) {
 
 func (r *runner) processOne(ctx context.Context, m *Message) {
 	if r.spec.Wants(m.Topic) {
+		r.window.seen++
 		if err := safeProcess(ctx, r.model, m); err != nil {
+			if errors.Is(err, ErrModelLimit) {
+				// The model's state cannot be trusted any more: stop it
+				// without committing; it resumes from its last commit once
+				// fixed and reloaded.
+				r.fail(ctx, err.Error())
+				return
+			}
+			r.window.failed++
 			me := ModelError{Ident: r.spec.Ident, MsgID: m.ID, TimeUS: m.TimeUS, Err: err.Error()}
 			var tb interface{ Traceback() string }
 			if errors.As(err, &tb) {
@@ -179,6 +192,32 @@ func (r *runner) processOne(ctx context.Context, m *Message) {
 	r.cursor = m.Pos()
 	r.cursorID = m.ID
 	r.pending++
+	if r.window.seen >= r.e.cfg.ErrorWindow {
+		r.checkErrorShare(ctx)
+	}
+}
+
+// errorWindow counts the messages a model wanted and the ones it failed
+// on, over the last ErrorWindow messages.
+type errorWindow struct{ seen, failed int }
+
+// checkErrorShare stops a model that fails on more than MaxErrorShare of
+// the messages of a window: it is broken, not unlucky, and every further
+// message would only add to its error table.
+func (r *runner) checkErrorShare(ctx context.Context) {
+	w := r.window
+	r.window = errorWindow{}
+	if w.seen > 0 && float64(w.failed)/float64(w.seen) > r.e.cfg.MaxErrorShare {
+		r.fail(ctx, fmt.Sprintf("process failed on %d of the last %d messages (over the limit of %.0f%%); last error: %s",
+			w.failed, w.seen, r.e.cfg.MaxErrorShare*100, r.lastErr()))
+	}
+}
+
+func (r *runner) lastErr() string {
+	if len(r.errs) == 0 {
+		return "none in this batch"
+	}
+	return r.errs[len(r.errs)-1].Err
 }
 
 func safeProcess(ctx context.Context, m Model, msg *Message) (err error) {
@@ -220,7 +259,10 @@ func (e errFlush) Unwrap() error { return e.err }
 // twice. A store failure (locked or full disk) is retried with backoff until
 // it succeeds or ctx ends; a model whose flush keeps failing is stopped.
 func (r *runner) commit(ctx context.Context) {
-	if r.pending == 0 && len(r.errs) == 0 {
+	if r.window.seen >= min(100, r.e.cfg.ErrorWindow) {
+		r.checkErrorShare(ctx)
+	}
+	if r.pending == 0 && len(r.errs) == 0 || r.isFailed() {
 		return
 	}
 	backoff := 200 * time.Millisecond
@@ -241,6 +283,10 @@ func (r *runner) commit(ctx context.Context) {
 			return
 		}
 		var fe errFlush
+		if errors.Is(err, ErrModelLimit) {
+			r.fail(ctx, err.Error())
+			return
+		}
 		if errors.As(err, &fe) {
 			flushFailures++
 			r.log.Error("flush failed", "err", err, "attempt", flushFailures)
@@ -317,6 +363,9 @@ func (r *runner) redo(ctx context.Context) error {
 				return nil
 			}
 			r.processOne(ctx, m)
+			if r.isFailed() {
+				return nil
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,11 @@ import (
 // ErrNotFound is returned when a model or row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrModelLimit is wrapped by the errors of a model that exceeded one of
+// its limits (time, memory, string size). The engine stops such a model at
+// once: its state can no longer be trusted.
+var ErrModelLimit = errors.New("model exceeded a limit")
+
 // ErrRowConflict is returned when a model inserts a row whose key already
 // exists: a mistake in the script, which should upsert or add.
 var ErrRowConflict = errors.New("a row with this key already exists")

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -46,6 +47,8 @@ type Options struct {
 	// Meta is the fedmsg.meta rule library offered to models as the
 	// "meta" module; a model that uses the module without one fails to load.
 	Meta *meta.Library
+	// Limits bound each model; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Script is one compiled model file. Its byte code is compiled once and
@@ -166,8 +169,13 @@ func compile(path string, src []byte) (*Script, error) {
 		if m := parseLineRe.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 		}
-		msg := err.Error()
-		msg = strings.TrimPrefix(msg, path+" ")
+		msg := strings.TrimSpace(strings.TrimPrefix(err.Error(), path+" "))
+		if strings.Contains(msg, "at EOF") {
+			// The parser reports no line at the end of the file: an "end"
+			// is missing. Point at the last line.
+			line = bytes.Count(bytes.TrimRight(src, "\n"), []byte("\n")) + 1
+			msg = "unexpected end of file: a block (function, if, for, while) is not closed with \"end\""
+		}
 		return nil, &ScriptError{File: path, Line: line, Msg: "syntax error: " + msg}
 	}
 	proto, err := lua.Compile(chunk, path)
@@ -211,8 +219,16 @@ func (s *Script) declare(opts Options) error {
 		return 0
 	}))
 	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler)})
+	lim := opts.Limits.withDefaults()
+	capStrings(L, lim.MaxString)
+	ctx, cancel := context.WithTimeout(context.Background(), lim.CallTimeout)
+	defer cancel()
+	L.SetContext(ctx)
 	L.Push(L.NewFunctionFromProto(s.proto))
 	if err := L.PCall(0, 0, nil); err != nil {
+		if ctx.Err() != nil {
+			return &ScriptError{File: s.Path, Msg: fmt.Sprintf("the script's top level ran longer than the limit of %s", lim.CallTimeout)}
+		}
 		return luaError(s.Path, err)
 	}
 	if decl == nil {
@@ -244,14 +260,39 @@ func currentLine(L *lua.LState) int {
 func (s *Script) errAt(needle, format string, args ...any) error {
 	line := s.decl.line
 	if needle != "" {
-		for i, l := range strings.Split(string(s.source), "\n") {
-			if i+1 >= s.decl.line && strings.Contains(l, needle) {
-				line = i + 1
-				break
+		src := strings.Split(string(s.source), "\n")
+		// Prefer the needle as a whole word, so that a bad type "int" is
+		// found on its own line and not in an earlier "integer".
+	search:
+		for _, whole := range []bool{true, false} {
+			for i, l := range src {
+				if i+1 >= s.decl.line && containsWord(l, needle, whole) {
+					line = i + 1
+					break search
+				}
 			}
 		}
 	}
 	return &ScriptError{File: s.Path, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// containsWord reports whether l contains needle; with whole, only where
+// it is not part of a longer identifier.
+func containsWord(l, needle string, whole bool) bool {
+	word := func(c byte) bool { return c == '_' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z' }
+	for off := 0; off < len(l); {
+		i := strings.Index(l[off:], needle)
+		if i < 0 {
+			return false
+		}
+		i += off
+		j := i + len(needle)
+		if !whole || (i == 0 || !word(l[i-1])) && (j == len(l) || !word(l[j])) {
+			return true
+		}
+		off = i + 1
+	}
+	return false
 }
 
 var declFields = map[string]bool{

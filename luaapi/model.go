@@ -38,6 +38,10 @@ type Model struct {
 	// writer is set only while update runs.
 	writer engine.RowWriter
 	dbT    *lua.LTable
+	guard  *guard
+	// sizeCount is the table entries counted at the last size check;
+	// untilSizeCheck counts process calls down to the next one.
+	sizeCount, sizeCalls, untilSizeCheck int
 }
 
 func newModel(s *Script, spec *engine.ModelSpec, iv time.Duration, opts Options) *Model {
@@ -62,17 +66,31 @@ func (m *Model) Open(st engine.State) error {
 	}
 	m.state = st
 	L := newState()
+	lim := m.opts.Limits.withDefaults()
+	capStrings(L, lim.MaxString)
+	ctx, cancel := context.WithCancel(context.Background())
+	L.SetContext(ctx)
+	m.guard = &guard{cancel: cancel, limits: lim, name: m.spec.Ident}
+	watch(m.guard)
 	L.SetGlobal("model", L.NewFunction(func(*lua.LState) int { return 0 }))
 	installHost(L, m)
 	L.Push(L.NewFunctionFromProto(m.script.proto))
-	if err := L.PCall(0, 0, nil); err != nil {
+	m.guard.enter(lim.CallTimeout)
+	err := L.PCall(0, 0, nil)
+	m.guard.leave()
+	if err != nil {
 		L.Close()
+		m.closeGuard()
+		if lerr := m.guard.limitErr(); lerr != nil {
+			return lerr
+		}
 		return luaError(m.script.Path, err)
 	}
 	pf, ok1 := L.GetGlobal("process").(*lua.LFunction)
 	uf, ok2 := L.GetGlobal("update").(*lua.LFunction)
 	if !ok1 || !ok2 {
 		L.Close()
+		m.closeGuard()
 		return &ScriptError{File: m.script.Path, Msg: "process and update must be functions"}
 	}
 	m.L, m.process, m.update = L, pf, uf
@@ -81,6 +99,8 @@ func (m *Model) Open(st engine.State) error {
 	mt.RawSetString("__index", L.NewFunction(m.lazyField))
 	L.SetMetatable(m.msgT, mt)
 	m.dbT = newDBTable(L, m)
+	m.sizeCount, m.sizeCalls = 0, 64
+	m.untilSizeCheck = 64
 	return nil
 }
 
@@ -90,7 +110,15 @@ func (m *Model) Close() error {
 		m.L.Close()
 		m.L = nil
 	}
+	m.closeGuard()
 	return nil
+}
+
+func (m *Model) closeGuard() {
+	if m.guard != nil {
+		unwatch(m.guard)
+		m.guard.cancel()
+	}
 }
 
 // scriptErr is an error raised by script code, with its Lua traceback.
@@ -101,14 +129,19 @@ type scriptErr struct {
 func (e *scriptErr) Error() string     { return e.msg }
 func (e *scriptErr) Traceback() string { return e.trace }
 
-func (m *Model) call(fn *lua.LFunction, arg lua.LValue) error {
+func (m *Model) call(fn *lua.LFunction, arg lua.LValue, limit time.Duration) error {
 	L := m.L
 	if L == nil {
 		return errors.New("model is not open")
 	}
+	m.guard.enter(limit)
 	err := L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, arg)
+	m.guard.leave()
 	if err != nil {
 		L.SetTop(0)
+		if lerr := m.guard.limitErr(); lerr != nil {
+			return lerr
+		}
 		var ae *lua.ApiError
 		if errors.As(err, &ae) {
 			return &scriptErr{msg: ae.Object.String(), trace: ae.StackTrace}
@@ -131,8 +164,13 @@ func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
 		}
 		m.dirty = false
 	}
-	err := m.call(m.process, t)
+	err := m.call(m.process, t, m.guard.limits.CallTimeout)
 	m.cur = nil
+	if err == nil {
+		if m.untilSizeCheck--; m.untilSizeCheck <= 0 {
+			err = m.checkSize()
+		}
+	}
 	return err
 }
 
@@ -192,8 +230,8 @@ func (m *Model) lazyField(L *lua.LState) int {
 func (m *Model) Flush(ctx context.Context, w engine.RowWriter) error {
 	m.writer = w
 	defer func() { m.writer = nil }()
-	if err := m.call(m.update, m.dbT); err != nil {
+	if err := m.call(m.update, m.dbT, m.guard.limits.UpdateTimeout); err != nil {
 		return fmt.Errorf("%s: update: %w", m.spec.Ident, err)
 	}
-	return nil
+	return m.checkSize()
 }

@@ -59,7 +59,9 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 		return st, fmt.Errorf("the declared table differs from the existing table %s (columns, types or key changed); "+
 			"rename the model or drop its table to rebuild it from the journal", oldTable)
 	default:
-		if _, err := tx.ExecContext(ctx, `UPDATE models SET spec = ? WHERE ident = ?`, specJSON, spec.Ident); err != nil {
+		// Registering a model again (a restart, a reload with a fixed
+		// script) gives a failed model another chance from its cursor.
+		if _, err := tx.ExecContext(ctx, `UPDATE models SET spec = ?, status = 'ok', status_reason = '' WHERE ident = ?`, specJSON, spec.Ident); err != nil {
 			return st, fmt.Errorf("update model: %w", err)
 		}
 	}

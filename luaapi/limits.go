@@ -1,0 +1,289 @@
+package luaapi
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"statscache/engine"
+)
+
+// Limits bound what one model may cost. A model that exceeds one is
+// stopped with an error wrapping engine.ErrModelLimit, which the engine
+// turns into a quarantine: the model is marked failed with the reason and
+// its cursor stays at its last good commit.
+type Limits struct {
+	// CallTimeout bounds one call of process, and the script's top level at
+	// load; UpdateTimeout one call of update, which may write many rows.
+	CallTimeout   time.Duration
+	UpdateTimeout time.Duration
+	// MaxString bounds a string built by string.rep or string.format.
+	MaxString int
+	// MemoryLimit bounds the growth of the process heap during one call. The
+	// Go heap is shared by every model, so a watchdog samples it every 50 ms
+	// (runtime/metrics, live heap objects): a call still running at two
+	// samples in a row whose heap grew by more than MemoryLimit since the
+	// first is stopped. Ordinary calls last microseconds, so a call that
+	// stays in Lua while the heap grows by hundreds of MiB is the one
+	// growing it. Growth across calls (a table that grows without bound,
+	// message after message) is bounded by MaxTableEntries instead.
+	MemoryLimit uint64
+}
+
+// DefaultLimits are generous for real models and still stop a runaway one
+// long before it hurts the daemon.
+var DefaultLimits = Limits{CallTimeout: 2 * time.Second, UpdateTimeout: 20 * time.Second, MaxString: 16 << 20, MemoryLimit: 512 << 20}
+
+func (l Limits) withDefaults() Limits {
+	if l.CallTimeout <= 0 {
+		l.CallTimeout = DefaultLimits.CallTimeout
+	}
+	if l.UpdateTimeout <= 0 {
+		l.UpdateTimeout = DefaultLimits.UpdateTimeout
+	}
+	if l.MaxString <= 0 {
+		l.MaxString = DefaultLimits.MaxString
+	}
+	if l.MemoryLimit == 0 {
+		l.MemoryLimit = DefaultLimits.MemoryLimit
+	}
+	return l
+}
+
+// guard tracks the call a model is in, so the watchdog can stop it. The
+// per-call cost is two atomic stores and a clock read.
+type guard struct {
+	start  atomic.Int64  // unix nanoseconds of the running call's start, 0 when idle
+	seq    atomic.Uint64 // counts calls
+	limit  atomic.Int64  // the running call's time limit
+	reason atomic.Pointer[string]
+	cancel context.CancelFunc
+	limits Limits
+	name   string
+
+	// Owned by the watchdog: the call it last saw running, and the heap
+	// when it first saw it.
+	seenSeq  uint64
+	seenHeap uint64
+}
+
+func (g *guard) enter(limit time.Duration) {
+	g.seq.Add(1)
+	g.limit.Store(int64(limit))
+	g.start.Store(time.Now().UnixNano())
+}
+
+func (g *guard) leave() { g.start.Store(0) }
+
+func (g *guard) stop(reason string) {
+	if g.reason.CompareAndSwap(nil, &reason) {
+		g.cancel()
+	}
+}
+
+// limitErr returns the error for a call the watchdog stopped, or nil.
+func (g *guard) limitErr() error {
+	if r := g.reason.Load(); r != nil {
+		return fmt.Errorf("%s: %w: %s", g.name, engine.ErrModelLimit, *r)
+	}
+	return nil
+}
+
+var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+var heapMu sync.Mutex
+
+func heapBytes() uint64 {
+	heapMu.Lock()
+	defer heapMu.Unlock()
+	metrics.Read(heapSample)
+	if heapSample[0].Value.Kind() == metrics.KindUint64 {
+		return heapSample[0].Value.Uint64()
+	}
+	return 0
+}
+
+// watchdog checks every running call a few times a second.
+var watchdog = struct {
+	once   sync.Once
+	mu     sync.Mutex
+	guards map[*guard]struct{}
+}{guards: map[*guard]struct{}{}}
+
+func watch(g *guard) {
+	watchdog.once.Do(func() { go runWatchdog() })
+	watchdog.mu.Lock()
+	watchdog.guards[g] = struct{}{}
+	watchdog.mu.Unlock()
+}
+
+func unwatch(g *guard) {
+	watchdog.mu.Lock()
+	delete(watchdog.guards, g)
+	watchdog.mu.Unlock()
+}
+
+func runWatchdog() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		checkGuards(time.Now(), heapBytes())
+	}
+}
+
+func checkGuards(now time.Time, heap uint64) {
+	watchdog.mu.Lock()
+	defer watchdog.mu.Unlock()
+	var suspect *guard
+	for g := range watchdog.guards {
+		s := g.start.Load()
+		if s == 0 {
+			continue
+		}
+		if seq := g.seq.Load(); seq != g.seenSeq {
+			g.seenSeq, g.seenHeap = seq, heap // a call first seen now
+			continue
+		}
+		limit := time.Duration(g.limit.Load())
+		if d := now.Sub(time.Unix(0, s)); d > limit {
+			g.stop(fmt.Sprintf("a call ran longer than the limit of %s", limit))
+			continue
+		}
+		// The call has run since the previous tick at least. Ordinary calls
+		// take microseconds; of the long ones that saw the heap grow past
+		// the limit, the one running longest is stopped, one per tick, until
+		// the growth stops. (A call merely slowed down by the garbage
+		// collector started later than the call that fills the heap.)
+		if heap > g.seenHeap+g.limits.MemoryLimit && (suspect == nil || s < suspect.start.Load()) {
+			suspect = g
+		}
+	}
+	if suspect != nil {
+		suspect.stop(fmt.Sprintf("the heap grew by more than the limit of %d MiB during one call", suspect.limits.MemoryLimit>>20))
+	}
+}
+
+var fmtWidthRe = regexp.MustCompile(`%[-+ #0]*([0-9]*)(?:\.([0-9]*))?`)
+
+// capStrings replaces string.rep and string.format with versions that
+// refuse to build strings over the limit.
+func capStrings(L *lua.LState, max int) {
+	strT, ok := L.GetGlobal("string").(*lua.LTable)
+	if !ok {
+		return
+	}
+	rep := strT.RawGetString("rep")
+	format := strT.RawGetString("format")
+	strT.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
+		s := L.CheckString(1)
+		n := L.CheckInt(2)
+		if n > 0 && int64(len(s))*int64(n) > int64(max) {
+			L.RaiseError("string.rep: the result would be %d bytes, over the limit of %d", int64(len(s))*int64(n), max)
+		}
+		L.Push(rep)
+		L.Push(lua.LString(s))
+		L.Push(lua.LNumber(n))
+		L.Call(2, 1)
+		return 1
+	}))
+	strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
+		f := L.CheckString(1)
+		for _, m := range fmtWidthRe.FindAllStringSubmatch(f, -1) {
+			for _, n := range m[1:] {
+				if len(n) > 4 {
+					L.RaiseError("string.format: width or precision %s is too large", n)
+				}
+			}
+		}
+		top := L.GetTop()
+		L.Push(format)
+		for i := 1; i <= top; i++ {
+			L.Push(L.Get(i))
+		}
+		L.Call(top, 1)
+		if s, ok := L.Get(-1).(lua.LString); ok && len(s) > max {
+			L.RaiseError("string.format: the result is %d bytes, over the limit of %d", len(s), max)
+		}
+		return 1
+	}))
+}
+
+// MaxTableEntries bounds how many table entries (and counter keys) a model
+// may keep reachable between commits; see Model.checkSize.
+const MaxTableEntries = 2_000_000
+
+// sizeCheckEvery returns after how many process calls the next size check
+// runs: rarely enough that the walk costs a few entry visits per message
+// however large the tables are, and, when the tables grow, before they can
+// reach the limit at the rate they grew since the previous check.
+func sizeCheckEvery(count, prevCount, calls int) int {
+	every := min(max(count/4, 64), 5000)
+	if grew := count - prevCount; grew > 0 && calls > 0 {
+		perCall := max(1, grew/calls)
+		every = min(every, max(1, (MaxTableEntries-count)/perCall/2))
+	}
+	return every
+}
+
+// checkSize counts the entries of every table and counter reachable from
+// the model's globals and the upvalues of its functions, and fails when a
+// model keeps more than MaxTableEntries between commits: the signature of a
+// table that grows without bound. The walk stops as soon as the limit is
+// passed, so it costs at most the limit.
+func (m *Model) checkSize() error {
+	seen := map[any]bool{}
+	n := 0
+	var walk func(v lua.LValue) bool
+	walk = func(v lua.LValue) bool {
+		if n > MaxTableEntries {
+			return false
+		}
+		switch x := v.(type) {
+		case *lua.LTable:
+			if seen[x] {
+				return true
+			}
+			seen[x] = true
+			ok := true
+			x.ForEach(func(k, e lua.LValue) {
+				if !ok {
+					return
+				}
+				n++
+				ok = walk(k) && walk(e)
+			})
+			if mt, isT := x.Metatable.(*lua.LTable); isT {
+				ok = ok && walk(mt)
+			}
+			return ok
+		case *lua.LFunction:
+			if seen[x] {
+				return true
+			}
+			seen[x] = true
+			for _, uv := range x.Upvalues {
+				if uv != nil && !walk(uv.Value()) {
+					return false
+				}
+			}
+		case *lua.LUserData:
+			if c, ok := x.Value.(*counter); ok {
+				n += len(c.sums)
+			}
+		}
+		return n <= MaxTableEntries
+	}
+	ok := walk(m.L.G.Global)
+	m.untilSizeCheck = sizeCheckEvery(n, m.sizeCount, m.sizeCalls)
+	m.sizeCount, m.sizeCalls = n, m.untilSizeCheck
+	if !ok {
+		return fmt.Errorf("%s: %w: its tables hold more than %d entries between commits (a table that grows without bound?)",
+			m.spec.Ident, engine.ErrModelLimit, MaxTableEntries)
+	}
+	return nil
+}
