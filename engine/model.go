@@ -24,9 +24,12 @@ type ModelSpec struct {
 	// starts with one of them. Empty means every message.
 	Topics []string `json:"topics,omitempty"`
 	// Script is the file the model came from, for error reports.
-	Script string          `json:"script"`
-	Table  schema.Table    `json:"table"`
-	Layout json.RawMessage `json:"layout,omitempty"`
+	Script string `json:"script"`
+	// Version identifies the model's code (a hash of its script): a reload
+	// leaves a model whose version and table are unchanged untouched.
+	Version string          `json:"version,omitempty"`
+	Table   schema.Table    `json:"table"`
+	Layout  json.RawMessage `json:"layout,omitempty"`
 }
 
 // Wants reports whether the model's topic filter lets the topic through.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,7 +44,10 @@ type Config struct {
 	// than MaxErrorShare of ErrorWindow consecutive messages it wanted.
 	ErrorWindow   int
 	MaxErrorShare float64
-	Logger        *slog.Logger
+	// Epoch is how far back the history of a new model starts (unless its
+	// backlog is shorter); zero means the whole journal.
+	Epoch  time.Time
+	Logger *slog.Logger
 }
 
 // Default engine settings.
@@ -90,6 +96,16 @@ type Engine struct {
 	order   []string // idents in the order they were added
 	changed chan struct{}
 	running *runState
+	// commitMu orders journal appends against model commits: Ingest holds
+	// it exclusively, commits share it. So a message appended between a
+	// model's committed cursor and where the model has processed to is
+	// either seen by the model before it commits (it redoes the batch), or
+	// appended after the commit and flagged late by the store.
+	commitMu sync.RWMutex
+	// watermark: runners process only messages older than this (unix
+	// microseconds). The daemon holds it back while the archive fills a
+	// gap and by the lateness window of the live bus; replay leaves it open.
+	watermark atomic.Int64
 }
 
 // runState is the context models run in while Run is active.
@@ -102,12 +118,38 @@ type runState struct {
 // New returns an engine over store. Add models, then Run.
 func New(store Store, cfg Config) *Engine {
 	cfg.setDefaults()
-	return &Engine{
+	e := &Engine{
 		store: store, cfg: cfg, log: cfg.Logger,
 		cache:   newScanCache(store.Scan, 64),
 		runners: map[string]*runner{},
 		changed: make(chan struct{}),
 	}
+	e.watermark.Store(math.MaxInt64)
+	return e
+}
+
+// SetWatermark lets models process messages older than t, and no newer
+// ones. Every message before the watermark must be in the journal: that is
+// what makes a model never see a message out of order.
+func (e *Engine) SetWatermark(t time.Time) {
+	e.watermark.Store(t.UnixMicro())
+	e.wake()
+}
+
+// Watermark returns the current watermark.
+func (e *Engine) Watermark() time.Time {
+	w := e.watermark.Load()
+	if w == math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMicro(w).UTC()
+}
+
+func (e *Engine) wake() {
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
 }
 
 // Add registers a model: its table is created or checked and its cursor
@@ -122,6 +164,10 @@ func (e *Engine) Add(ctx context.Context, m Model) error {
 	}
 	e.mu.Unlock()
 	st, err := e.store.Register(ctx, spec)
+	if errors.Is(err, ErrTableChanged) && !strings.Contains(spec.Ident, ShadowSep) {
+		e.log.Info("table declaration changed: rebuilding it from the journal; the old table serves meanwhile", "model", spec.Ident)
+		return e.addShadow(ctx, m)
+	}
 	if err != nil {
 		return fmt.Errorf("register model %s: %w", spec.Ident, err)
 	}
@@ -175,16 +221,17 @@ func (e *Engine) Remove(ident string) bool {
 	return true
 }
 
-// Ingest appends messages to the journal and wakes the runners.
+// Ingest appends messages to the journal and wakes the runners. A model
+// that had already processed past one of the new messages, without having
+// committed it, processes its batch again so that it sees the message in
+// order; one that had committed past it will not see it (it is late).
 func (e *Engine) Ingest(ctx context.Context, msgs []*Message) (AppendResult, error) {
 	if len(msgs) == 0 {
 		return AppendResult{}, nil
 	}
+	e.commitMu.Lock()
 	res, err := e.store.Append(ctx, msgs)
-	if err != nil {
-		return res, fmt.Errorf("ingest %d messages: %w", len(msgs), err)
-	}
-	if res.Added > 0 {
+	if err == nil && res.Added > 0 {
 		first := msgs[0].Pos()
 		for _, m := range msgs[1:] {
 			if m.Pos().Less(first) {
@@ -193,9 +240,17 @@ func (e *Engine) Ingest(ctx context.Context, msgs []*Message) (AppendResult, err
 		}
 		e.cache.inserted(first)
 		e.mu.Lock()
-		close(e.changed)
-		e.changed = make(chan struct{})
+		for _, r := range e.runners {
+			r.noteInserted(msgs)
+		}
 		e.mu.Unlock()
+	}
+	e.commitMu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("ingest %d messages: %w", len(msgs), err)
+	}
+	if res.Added > 0 {
+		e.wake()
 	}
 	return res, nil
 }

@@ -39,12 +39,18 @@ type rowBuffer struct {
 	ctx   context.Context
 	ident string
 	table *schema.Table
-	store ModelStore
+	store rowGetter
 	ops   []RowOp
 	byKey map[string][]int // op indices per row key, in order
 }
 
-func newRowBuffer(ident string, t *schema.Table, store ModelStore) *rowBuffer {
+// rowGetter is the one thing the buffer needs from the store: committed
+// rows, for read-back.
+type rowGetter interface {
+	GetRow(ctx context.Context, ident string, key Row) (Row, error)
+}
+
+func newRowBuffer(ident string, t *schema.Table, store rowGetter) *rowBuffer {
 	return &rowBuffer{ident: ident, table: t, store: store, byKey: map[string][]int{}}
 }
 

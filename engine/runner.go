@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -28,7 +29,13 @@ type runner struct {
 	pending           int64
 	errs              []ModelError
 	window            errorWindow
-	lastCommit        time.Time
+	// promoteTo is set on a shadow runner rebuilding the table of that
+	// model; it replaces the model when it reaches the head of the journal.
+	promoteTo string
+	// startUS: messages before it are passed over (a new model's epoch or
+	// backlog limit); math.MinInt64 when unset.
+	startUS    int64
+	lastCommit time.Time
 
 	cancel context.CancelFunc // set while running
 	done   chan struct{}      // closed when the goroutine returns
@@ -39,15 +46,59 @@ type runner struct {
 	failed    string
 	// committedPos mirrors committed for Stats, under mu.
 	committedPos Position
+	// inserted is the earliest message appended after committedPos since
+	// the last commit, under mu; nil when none.
+	inserted *Position
+	// readTo is the furthest position of any batch the runner has read,
+	// under mu: a message inserted at or before it, after committedPos, may
+	// have been passed over.
+	readTo Position
+}
+
+// noteInserted records the earliest of msgs that is after the model's
+// committed cursor. It runs with the engine's commitMu held exclusively,
+// so no commit is under way.
+func (r *runner) noteInserted(msgs []*Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range msgs {
+		p := m.Pos()
+		if r.committedPos.Less(p) && !r.readTo.Less(p) && (r.inserted == nil || p.Less(*r.inserted)) {
+			r.inserted = &p
+		}
+	}
+}
+
+// takeInserted returns and clears the earliest message appended after
+// the committed cursor since the last commit.
+func (r *runner) takeInserted() (Position, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inserted == nil {
+		return Position{}, false
+	}
+	p := *r.inserted
+	r.inserted = nil
+	return p, true
 }
 
 func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 	spec := m.Spec()
 	r := &runner{
-		e: e, model: m, spec: spec,
+		e: e, model: m, spec: spec, startUS: math.MinInt64,
 		log:       e.log.With("model", spec.Ident),
 		committed: st.Cursor, cursor: st.Cursor, cursorID: st.CursorID,
 		committedPos: st.Cursor,
+	}
+	if st.Cursor.IsZero() {
+		// A new model: its history starts at the epoch, or at its backlog
+		// limit when that is later.
+		if !e.cfg.Epoch.IsZero() {
+			r.startUS = e.cfg.Epoch.UnixMicro()
+		}
+		if spec.Backlog > 0 {
+			r.startUS = max(r.startUS, time.Now().Add(-spec.Backlog).UnixMicro())
+		}
 	}
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
@@ -98,7 +149,18 @@ func (r *runner) run(ctx context.Context, follow bool) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil && !r.isFailed() {
 		changed := r.e.journalChanged()
+		// The read and the publication of how far it reaches are one step
+		// with respect to Ingest (see Engine.commitMu).
+		r.e.commitMu.RLock()
 		batch, err := r.e.cache.next(ctx, r.cursor, r.e.cfg.ScanSize)
+		if len(batch) > 0 {
+			r.mu.Lock()
+			if end := batch[len(batch)-1].Pos(); r.readTo.Less(end) {
+				r.readTo = end
+			}
+			r.mu.Unlock()
+		}
+		r.e.commitMu.RUnlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -111,14 +173,21 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		r.handle(ctx, batch)
+		open := r.handle(ctx, batch)
 		if r.pending > 0 && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
 			r.commit(ctx)
 		}
-		if len(batch) == r.e.cfg.ScanSize {
+		if open && len(batch) == r.e.cfg.ScanSize {
 			continue
 		}
-		// At the head of the journal.
+		// At the head of the journal, or at the watermark.
+		if r.promoteTo != "" && open {
+			r.commit(ctx)
+			if err := r.e.promote(ctx, r); err != nil {
+				r.fail(ctx, err.Error())
+				return
+			}
+		}
 		if !follow {
 			return
 		}
@@ -150,26 +219,33 @@ func (r *runner) open() error {
 	return r.model.Open(r.state)
 }
 
-func (r *runner) handle(ctx context.Context, batch []*Message) {
+// handle processes the batch's messages after the cursor and before the
+// watermark. It reports false when the watermark stopped it.
+func (r *runner) handle(ctx context.Context, batch []*Message) bool {
+	wm := r.e.watermark.Load()
 	for _, m := range batch {
 		if !r.cursor.Less(m.Pos()) {
 			continue // committed before, or skipped after a late arrival
 		}
+		if m.TimeUS >= wm {
+			return false
+		}
 		r.processOne(ctx, m)
 		if r.isFailed() {
-			return
+			return true
 		}
 		if r.pending >= int64(r.e.cfg.BatchSize) {
 			r.commit(ctx)
 			if r.isFailed() {
-				return
+				return true
 			}
 		}
 	}
+	return true
 }
 
 func (r *runner) processOne(ctx context.Context, m *Message) {
-	if r.spec.Wants(m.Topic) {
+	if m.TimeUS >= r.startUS && r.spec.Wants(m.Topic) {
 		r.window.seen++
 		if err := safeProcess(ctx, r.model, m); err != nil {
 			if errors.Is(err, ErrModelLimit) {
@@ -268,7 +344,21 @@ func (r *runner) commit(ctx context.Context) {
 	backoff := 200 * time.Millisecond
 	flushFailures := 0
 	for {
-		err := r.tryCommit(ctx)
+		r.e.commitMu.RLock()
+		var err error
+		if p, ok := r.takeInserted(); ok && !r.cursor.Less(p) {
+			// A message arrived behind where the model has got to, but
+			// after its last commit: process the batch again, in order.
+			r.log.Debug("message inserted behind the cursor: processing the batch again", "at", p)
+			err = r.redo(ctx)
+		}
+		if err == nil && !r.isFailed() {
+			err = r.tryCommit(ctx)
+		}
+		r.e.commitMu.RUnlock()
+		if r.isFailed() {
+			return
+		}
 		if err == nil {
 			r.mu.Lock()
 			r.processed += r.pending

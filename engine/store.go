@@ -9,6 +9,11 @@ import (
 // ErrNotFound is returned when a model or row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrTableChanged is returned by Register when a model's declared table
+// differs from the table it already has: the engine then rebuilds a new
+// version of the table from the journal while the old one keeps serving.
+var ErrTableChanged = errors.New("the declared table differs from the existing table")
+
 // ErrModelLimit is wrapped by the errors of a model that exceeded one of
 // its limits (time, memory, string size). The engine stops such a model at
 // once: its state can no longer be trusted.
@@ -84,6 +89,10 @@ type ModelStore interface {
 	LoadState(ctx context.Context, ident, key string) (string, bool, error)
 	// SetStatus marks a model ok or failed, outside any batch.
 	SetStatus(ctx context.Context, ident, status, reason string) error
+	// Promote replaces model target by model shadow in one transaction:
+	// target's table, state and errors are dropped, and shadow (its table,
+	// cursor, state and errors) takes target's ident.
+	Promote(ctx context.Context, shadow, target string) error
 }
 
 // ModelTx is one batch commit: rows written through RowWriter, state

@@ -489,7 +489,7 @@ func (s *Script) spec(iv time.Duration) (*engine.ModelSpec, error) {
 	ident := engine.Ident(d.name, iv)
 	spec := &engine.ModelSpec{
 		Ident: ident, Name: d.name, Summary: d.summary, Description: d.description,
-		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Layout: d.layout,
+		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Layout: d.layout, Version: s.Hash[:16],
 		Table: schema.Table{
 			Name:    schema.TableName(ident),
 			Columns: append([]schema.Column(nil), d.columns...),

@@ -56,8 +56,7 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 	case err != nil:
 		return st, fmt.Errorf("read model: %w", err)
 	case oldFP != t.Fingerprint():
-		return st, fmt.Errorf("the declared table differs from the existing table %s (columns, types or key changed); "+
-			"rename the model or drop its table to rebuild it from the journal", oldTable)
+		return st, fmt.Errorf("%w %s (columns, types or key changed)", engine.ErrTableChanged, oldTable)
 	default:
 		// Registering a model again (a restart, a reload with a fixed
 		// script) gives a failed model another chance from its cursor.
@@ -464,4 +463,68 @@ func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
 		return 0, fmt.Errorf("count rows of %s: %w", ident, err)
 	}
 	return n, nil
+}
+
+// Promote swaps a rebuilt table in for a model's old one, in one
+// transaction; readers see either the old table or the complete new one.
+func (db *DB) Promote(ctx context.Context, shadow, target string) error {
+	db.mu.Lock()
+	mt := db.tables[shadow]
+	old := db.tables[target]
+	db.mu.Unlock()
+	if mt == nil {
+		return fmt.Errorf("promote %s: %w", shadow, engine.ErrNotFound)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", shadow, err)
+	}
+	defer tx.Rollback()
+	var oldTable string
+	err = tx.QueryRowContext(ctx, `SELECT table_name FROM models WHERE ident = ?`, target).Scan(&oldTable)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("promote %s: %w", shadow, err)
+	}
+	var spec engine.ModelSpec
+	var specJSON string
+	if err := tx.QueryRowContext(ctx, `SELECT spec FROM models WHERE ident = ?`, shadow).Scan(&specJSON); err != nil {
+		return fmt.Errorf("promote %s: %w", shadow, err)
+	}
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		return fmt.Errorf("promote %s: %w", shadow, err)
+	}
+	spec.Ident = target
+	newSpec, _ := json.Marshal(spec)
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`DELETE FROM models WHERE ident = ?`, []any{target}},
+		{`DELETE FROM model_state WHERE ident = ?`, []any{target}},
+		{`DELETE FROM model_errors WHERE ident = ?`, []any{target}},
+		{`UPDATE models SET ident = ?, spec = ? WHERE ident = ?`, []any{target, string(newSpec), shadow}},
+		{`UPDATE model_state SET ident = ? WHERE ident = ?`, []any{target, shadow}},
+		{`UPDATE model_errors SET ident = ? WHERE ident = ?`, []any{target, shadow}},
+	}
+	if oldTable != "" && oldTable != mt.t.Name {
+		stmts = append(stmts, struct {
+			q    string
+			args []any
+		}{`DROP TABLE IF EXISTS ` + schema.Quote(oldTable), nil})
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {
+			return fmt.Errorf("promote %s: %w", shadow, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("promote %s: %w", shadow, err)
+	}
+	db.mu.Lock()
+	mt.ident = target
+	db.tables[target] = mt
+	delete(db.tables, shadow)
+	db.mu.Unlock()
+	_ = old
+	return nil
 }

@@ -108,7 +108,7 @@ func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+modelColumns+` FROM models ORDER BY ident`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+modelColumns+` FROM models WHERE ident NOT LIKE '%`+engine.ShadowSep+`%' ORDER BY ident`)
 		if err != nil {
 			return fmt.Errorf("read models: %w", err)
 		}
