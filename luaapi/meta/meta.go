@@ -1,0 +1,389 @@
+// Package meta is statscache's port of fedmsg.meta: for any bus message it
+// tells who (usernames, agent), what (packages, objects) and how to show it
+// (title, subtitle, link, icons).
+//
+// The knowledge lives in Lua rule files in a folder (scripts/meta): one
+// file per processor family, each declaring one or more processors with
+// processor{...} and defining helper functions on them. Go only selects the
+// processor by topic (prefix regex + lowercased name, first match wins, the
+// default processor for the rest), converts the message to a Lua table and
+// calls the helpers in a pool of sandboxed LStates. Rule files are compiled
+// once and shared by every state.
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/valyala/fastjson"
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"statscache/engine"
+)
+
+// Result is what the helpers say about one message. Sets are sorted and
+// never nil. A Result is shared between callers and must not be modified.
+type Result struct {
+	Usernames, Packages, Objects []string
+	// Agent is the user who caused the message, nil when unknown.
+	Agent                                      *string
+	Title, Subtitle, Link, Icon, SecondaryIcon string
+	// Processor is the __name__ of the processor that handled the message
+	// (e.g. "Bodhi", "pagure", "unhandled").
+	Processor string
+
+	// nulls records which of link, icon and secondary_icon the rules
+	// returned as nil (JSON null) rather than a string.
+	nulls uint8
+}
+
+const (
+	nullLink uint8 = 1 << iota
+	nullIcon
+	nullSecondaryIcon
+)
+
+// LinkIsNull, IconIsNull and SecondaryIconIsNull report whether the rule
+// returned nothing (the original's None) rather than a string; the string
+// field is "" then.
+func (r *Result) LinkIsNull() bool          { return r.nulls&nullLink != 0 }
+func (r *Result) IconIsNull() bool          { return r.nulls&nullIcon != 0 }
+func (r *Result) SecondaryIconIsNull() bool { return r.nulls&nullSecondaryIcon != 0 }
+
+// MarshalJSON writes the result under the helpers' names, with null for
+// the fields the rules left empty (agent, and link and icons returned as nil).
+func (r *Result) MarshalJSON() ([]byte, error) {
+	str := func(s string, null bool) any {
+		if null {
+			return nil
+		}
+		return s
+	}
+	return json.Marshal(struct {
+		Usernames     []string `json:"usernames"`
+		Packages      []string `json:"packages"`
+		Objects       []string `json:"objects"`
+		Agent         *string  `json:"agent"`
+		Title         string   `json:"title"`
+		Subtitle      string   `json:"subtitle"`
+		Link          any      `json:"link"`
+		Icon          any      `json:"icon"`
+		SecondaryIcon any      `json:"secondary_icon"`
+		Processor     string   `json:"processor"`
+	}{r.Usernames, r.Packages, r.Objects, r.Agent, r.Title, r.Subtitle,
+		str(r.Link, r.LinkIsNull()), str(r.Icon, r.IconIsNull()),
+		str(r.SecondaryIcon, r.SecondaryIconIsNull()), r.Processor})
+}
+
+// Processor describes one declared processor.
+type Processor struct {
+	Name    string // __name__, e.g. "Bodhi"
+	Entry   string // entry point name; processors are tried in entry order
+	Prefix  string // topic prefix regex
+	File    string // the rule file that declared it
+	Default bool   // the processor for topics no other one handles
+	re      *regexp.Regexp
+	idx     int // 1-based index in the Lua registry
+}
+
+// Library is a loaded set of rules. It is safe for concurrent use.
+type Library struct {
+	dir     string
+	logger  *slog.Logger
+	protos  []*lua.FunctionProto
+	files   []string
+	usermap map[string]string
+
+	procs   []*Processor // in selection order, default excluded
+	def     *Processor
+	byTopic sync.Map // topic -> *Processor
+	nTopics atomic.Int64
+
+	pool    chan *state
+	parsers fastjson.ParserPool
+	errs    atomic.Int64
+}
+
+// maxTopicCache bounds the topic → processor cache.
+const maxTopicCache = 50000
+
+// DefaultPrefix is the topic prefix regex of processors that do not set one.
+const DefaultPrefix = `org\.fedoraproject\.(dev|stg|prod)`
+
+// Load compiles every *.lua file of dir (files whose name starts with "_"
+// first, then the others, each group in name order) and the user-name
+// mapping dir/usermap.json (optional). Errors name the file and line.
+func Load(dir string, logger *slog.Logger) (*Library, error) {
+	return LoadFS(os.DirFS(dir), dir, logger)
+}
+
+// LoadFS is Load over a file system, such as the rules embedded in the
+// binary; dir labels the files in errors.
+func LoadFS(fsys fs.FS, dir string, logger *slog.Logger) (*Library, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Library{dir: dir, logger: logger, usermap: map[string]string{}}
+	names, err := fs.Glob(fsys, "*.lua")
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("meta: no *.lua rule files in %s", dir)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := filepath.Base(names[i]), filepath.Base(names[j])
+		ua, ub := strings.HasPrefix(a, "_"), strings.HasPrefix(b, "_")
+		if ua != ub {
+			return ua
+		}
+		return a < b
+	})
+	for _, name := range names {
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("meta: %w", err)
+		}
+		name = filepath.Join(dir, name)
+		proto, err := compile(string(src), name)
+		if err != nil {
+			return nil, err
+		}
+		l.protos = append(l.protos, proto)
+		l.files = append(l.files, name)
+	}
+	if b, err := fs.ReadFile(fsys, "usermap.json"); err == nil {
+		if err := json.Unmarshal(b, &l.usermap); err != nil {
+			return nil, fmt.Errorf("meta: %s: %v", filepath.Join(dir, "usermap.json"), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	// A first state runs every file and tells us what they declared.
+	st, err := l.newState()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.readRegistry(st.L); err != nil {
+		st.L.Close()
+		return nil, err
+	}
+	l.pool = make(chan *state, 64)
+	l.pool <- st
+	return l, nil
+}
+
+// SetUserMap replaces the user-name mapping (email or IRC nick → account).
+// It must be called before the library is used.
+func (l *Library) SetUserMap(m map[string]string) {
+	l.usermap = m
+	for {
+		select {
+		case st := <-l.pool:
+			st.L.Close()
+		default:
+			return
+		}
+	}
+}
+
+// Processors returns the declared processors in selection order, the
+// default one last.
+func (l *Library) Processors() []Processor {
+	out := make([]Processor, 0, len(l.procs)+1)
+	for _, p := range l.procs {
+		out = append(out, *p)
+	}
+	return append(out, *l.def)
+}
+
+// Errors returns how many helper calls failed in the rules (and fell back
+// to the helper's default) since the library was loaded.
+func (l *Library) Errors() int64 { return l.errs.Load() }
+
+// Close releases the pooled states.
+func (l *Library) Close() {
+	for {
+		select {
+		case st := <-l.pool:
+			st.L.Close()
+		default:
+			return
+		}
+	}
+}
+
+func compile(src, name string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(strings.NewReader(src), name)
+	if err != nil {
+		return nil, fmt.Errorf("meta: %s", strings.TrimSpace(err.Error()))
+	}
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		return nil, fmt.Errorf("meta: %s: %v", name, err)
+	}
+	return proto, nil
+}
+
+func (l *Library) readRegistry(L *lua.LState) error {
+	reg, ok := L.GetGlobal("PROCESSORS").(*lua.LTable)
+	if !ok {
+		return errors.New("meta: PROCESSORS registry missing")
+	}
+	var procs []*Processor
+	var def *Processor
+	n := reg.Len()
+	for i := 1; i <= n; i++ {
+		t, ok := reg.RawGetInt(i).(*lua.LTable)
+		if !ok {
+			continue
+		}
+		p := &Processor{idx: i}
+		p.Name = lua.LVAsString(t.RawGetString("name"))
+		p.Entry = lua.LVAsString(t.RawGetString("entry"))
+		p.Prefix = lua.LVAsString(t.RawGetString("prefix"))
+		p.File = lua.LVAsString(t.RawGetString("file"))
+		p.Default = lua.LVAsBool(t.RawGetString("default"))
+		if p.Name == "" {
+			return fmt.Errorf("meta: %s: a processor has no name", p.File)
+		}
+		if p.Entry == "" {
+			p.Entry = strings.ToLower(p.Name)
+		}
+		if p.Default {
+			if def != nil {
+				return fmt.Errorf("meta: %s: a second default processor %q (the first is in %s)", p.File, p.Name, def.File)
+			}
+			def = p
+			continue
+		}
+		if p.Prefix == "" {
+			p.Prefix = DefaultPrefix
+		}
+		// As the original: the name is lowercased and not escaped.
+		re, err := regexp.Compile(`^` + p.Prefix + `\.(` + strings.ToLower(p.Name) + `)(\.(.*))?$`)
+		if err != nil {
+			return fmt.Errorf("meta: %s: processor %q: bad prefix: %v", p.File, p.Name, err)
+		}
+		p.re = re
+		procs = append(procs, p)
+	}
+	if def == nil {
+		return errors.New("meta: no default processor (processor{default = true, ...})")
+	}
+	// The original tries entry points in name order, the default last.
+	sort.SliceStable(procs, func(i, j int) bool { return procs[i].Entry < procs[j].Entry })
+	l.procs, l.def = procs, def
+	return nil
+}
+
+// processorFor selects the processor for a topic: the first whose prefix
+// and name match, else the default.
+func (l *Library) processorFor(topic string) *Processor {
+	if p, ok := l.byTopic.Load(topic); ok {
+		return p.(*Processor)
+	}
+	p := l.def
+	for _, q := range l.procs {
+		if q.re.MatchString(topic) {
+			p = q
+			break
+		}
+	}
+	if l.nTopics.Load() < maxTopicCache {
+		if _, loaded := l.byTopic.LoadOrStore(topic, p); !loaded {
+			l.nTopics.Add(1)
+		}
+	}
+	return p
+}
+
+// ProcessorFor returns the name of the processor that handles topic.
+func (l *Library) ProcessorFor(topic string) string { return l.processorFor(topic).Name }
+
+type memoKey struct{ l *Library }
+
+type memoVal struct {
+	r   *Result
+	err error
+}
+
+// Compute runs every helper on m. The result is computed once per message
+// and library and shared by every caller.
+func (l *Library) Compute(m *engine.Message) (*Result, error) {
+	v := m.Memo(memoKey{l}, func() any {
+		r, err := l.ComputeRecord(m.Topic, m.Raw)
+		return memoVal{r, err}
+	}).(memoVal)
+	return v.r, v.err
+}
+
+// ComputeRecord runs every helper on a raw record: a datagrepper /raw
+// record or fedmsg envelope ({topic, msg, ...}), a /v2 record ({topic,
+// body, headers}) or a bare body. topic, when not empty, overrides the
+// record's topic.
+func (l *Library) ComputeRecord(topic string, record []byte) (*Result, error) {
+	p := l.parsers.Get()
+	defer l.parsers.Put(p)
+	v, err := p.ParseBytes(record)
+	if err != nil {
+		return nil, fmt.Errorf("meta: not valid JSON: %w", err)
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, fmt.Errorf("meta: record is a JSON %s, not an object", v.Type())
+	}
+	if topic == "" {
+		topic = string(v.GetStringBytes("topic"))
+	}
+	return l.compute(topic, v)
+}
+
+func (l *Library) getState() (*state, error) {
+	select {
+	case st := <-l.pool:
+		return st, nil
+	default:
+		return l.newState()
+	}
+}
+
+func (l *Library) putState(st *state) {
+	if st.broken {
+		st.L.Close()
+		return
+	}
+	select {
+	case l.pool <- st:
+	default:
+		st.L.Close()
+	}
+}
+
+func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err error) {
+	proc := l.processorFor(topic)
+	st, err := l.getState()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		st.release()
+		if e := recover(); e != nil {
+			st.broken = true
+			res, err = nil, fmt.Errorf("meta: %s: %v", proc.Name, e)
+		}
+		l.putState(st)
+	}()
+	msg := st.envelope(topic, rec)
+	return st.run(l, proc, msg), nil
+}

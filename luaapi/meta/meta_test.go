@@ -1,0 +1,307 @@
+package meta
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"statscache/engine"
+)
+
+var rulesDir = filepath.Join("..", "..", "scripts", "meta")
+
+func load(t testing.TB) *Library {
+	t.Helper()
+	l, err := Load(rulesDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustCompute(t testing.TB, l *Library, rec string) *Result {
+	t.Helper()
+	r, err := l.ComputeRecord("", []byte(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestUnknownTopicGivesDefault(t *testing.T) {
+	l := load(t)
+	r := mustCompute(t, l, `{"topic": "org.example.prod.nothing.here", "msg": {"agent": "ralph"}}`)
+	j, _ := json.Marshal(r)
+	want := `{"usernames":[],"packages":[],"objects":[],"agent":null,"title":"nothing.here","subtitle":"","link":"","icon":null,"secondary_icon":null,"processor":"unhandled"}`
+	if string(j) != want {
+		t.Errorf("got  %s\nwant %s", j, want)
+	}
+	r = mustCompute(t, l, `{"topic": "/topic/org.example.x", "msg": {}}`)
+	if r.Title != "/topic/org.example.x" {
+		t.Errorf("STOMP title = %q", r.Title)
+	}
+}
+
+func TestMissingFieldsGiveDefaults(t *testing.T) {
+	l := load(t)
+	for _, p := range l.Processors() {
+		if p.Default {
+			continue
+		}
+		// A topic for the processor with an empty body, a body of the
+		// wrong types, and no body at all.
+		topic := strings.NewReplacer(`\.`, ".", "(dev|stg|prod)", "prod", "(dev|stage|prod)", "prod").Replace(p.Prefix) +
+			"." + strings.ToLower(p.Name) + ".some.event.complete"
+		for _, body := range []string{`{}`, `{"msg": 1, "update": "x", "commit": [], "agent": 5}`, `[]`, `null`} {
+			r, err := l.ComputeRecord(topic, []byte(`{"topic":"`+topic+`","msg":`+body+`}`))
+			if err != nil {
+				t.Errorf("%s %s: %v", topic, body, err)
+				continue
+			}
+			if r.Processor != p.Name {
+				t.Errorf("%s: processor %q, want %q", topic, r.Processor, p.Name)
+			}
+			if r.Usernames == nil || r.Packages == nil || r.Objects == nil {
+				t.Errorf("%s: nil set in %+v", topic, r)
+			}
+		}
+	}
+	// A record without msg: a bare body.
+	r := mustCompute(t, l, `{"topic":"org.fedoraproject.prod.bodhi.update.comment"}`)
+	if r.Processor != "Bodhi" || len(r.Usernames) != 0 {
+		t.Errorf("bare record: %+v", r)
+	}
+}
+
+func TestSyntaxErrorNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"_lib.lua", "_default.lua"} {
+		b, err := os.ReadFile(filepath.Join(rulesDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "broken.lua"), []byte("local P = processor{name = 'x'}\n\nfunction P.subtitle(msg)\n  return msg.msg.\nend\n"), 0o644)
+	_, err := Load(dir, nil)
+	if err == nil {
+		t.Fatal("no error for a syntax error")
+	}
+	if !strings.Contains(err.Error(), "broken.lua") || !strings.Contains(err.Error(), "line:5") {
+		t.Errorf("error does not name file and line: %v", err)
+	}
+	// A runtime error while loading names the file and line too.
+	os.WriteFile(filepath.Join(dir, "broken.lua"), []byte("\nlocal x = nil\nx.y = 1\n"), 0o644)
+	_, err = Load(dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "broken.lua:3") {
+		t.Errorf("runtime error does not name file and line: %v", err)
+	}
+}
+
+func TestSandbox(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"_lib.lua", "_default.lua"} {
+		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
+local P = processor{name = "x"}
+function P.subtitle(msg)
+  local out = {}
+  for _, g in ipairs({"dofile", "loadfile", "load", "loadstring", "require", "collectgarbage", "os", "io"}) do
+    if _G[g] ~= nil then out[#out + 1] = g end
+  end
+  return table.concat(out, ",")
+end
+`), 0o644)
+	l, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustCompute(t, l, `{"topic":"org.fedoraproject.prod.x.y","msg":{}}`)
+	if r.Subtitle != "" {
+		t.Errorf("sandbox leaves %s", r.Subtitle)
+	}
+}
+
+func TestComputeMessageAndConcurrency(t *testing.T) {
+	l := load(t)
+	cases := readCases(t, filepath.Join("testdata", "cases.jsonl"))
+	want := make([][]byte, len(cases))
+	for i, c := range cases {
+		r, err := l.ComputeRecord("", c.Msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i], _ = json.Marshal(r)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rep := 0; rep < 3; rep++ {
+				for i, c := range cases {
+					m := &engine.Message{Topic: c.Topic, Raw: c.Msg}
+					r, err := l.Compute(m)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					r2, _ := l.Compute(m) // memoized
+					if r2 != r {
+						t.Error("Compute is not memoized on the message")
+					}
+					if got, _ := json.Marshal(r); !bytes.Equal(got, want[i]) {
+						t.Errorf("%s: concurrent result differs:\n%s\n%s", c.Case, got, want[i])
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestRunJSONL(t *testing.T) {
+	l := load(t)
+	in := strings.Join([]string{
+		`{"topic":"org.fedoraproject.prod.git.mass_branch.start","msg":{"agent":"dgilmore"},"timestamp":1}`,
+		`not json`,
+		``,
+		`{"case":"x","msg":{"topic":"org.fedoraproject.prod.fas.user.create","msg":{"agent":"ralph","user":"toshio"}}}`,
+		`{"topic":"org.fedoraproject.prod.x","body":{"agent":"a"},"headers":{}}`,
+		`[1]`,
+	}, "\n")
+	var out bytes.Buffer
+	if err := RunJSONL(strings.NewReader(in), &out, l); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("got %d lines:\n%s", len(lines), out.String())
+	}
+	for i, sub := range []string{`"subtitle":"dgilmore started a mass branch"`, `"line":2`, `"New FAS account:  'toshio'  (created by 'ralph')"`, `"processor":"unhandled"`, `"line":6`} {
+		if !strings.Contains(lines[i], sub) {
+			t.Errorf("line %d = %s, want it to contain %s", i, lines[i], sub)
+		}
+	}
+}
+
+func FuzzCompute(f *testing.F) {
+	l, err := Load(rulesDir, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join("testdata", "cases.jsonl")); err == nil {
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var c corpusCase
+			if json.Unmarshal(line, &c) == nil && c.Msg != nil {
+				f.Add(c.Topic, []byte(c.Msg))
+			}
+		}
+	}
+	f.Add("org.fedoraproject.prod.bodhi.update.comment", []byte(`{"msg":{"comment":{"text":null}}}`))
+	f.Fuzz(func(t *testing.T, topic string, rec []byte) {
+		r, err := l.ComputeRecord(topic, rec)
+		if err == nil && (r.Usernames == nil || r.Packages == nil || r.Objects == nil) {
+			t.Fatal("nil set")
+		}
+	})
+}
+
+func BenchmarkCompute(b *testing.B) {
+	l := load(b)
+	path := filepath.Join("..", "..", "..", "shared", "corpus", "fedmsg-meta-cases.jsonl")
+	if _, err := os.Stat(path); err != nil {
+		path = filepath.Join("testdata", "cases.jsonl")
+	}
+	cases := readCases(b, path)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := cases[i%len(cases)]
+		if _, err := l.ComputeRecord(c.Topic, c.Msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestLazyMessage checks that a rule sees the lazily converted message as
+// it would a plain table: walking it with pairs, next and ipairs, reading
+// missing and null members, and returning a part of it.
+func TestLazyMessage(t *testing.T) {
+	dir := t.TempDir()
+	lib, err := os.ReadFile(filepath.Join(rulesDir, "_lib.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]string{
+		"_lib.lua":     string(lib),
+		"_default.lua": `processor{name = "unhandled", default = true}`,
+		"probe.lua": `
+local u = util
+local P = processor{name = "probe"}
+function P.usernames(msg) return msg.msg.people end            -- an object, returned as is
+function P.packages(msg) return u.keys(msg.msg.deps) end        -- pairs on an unread object
+function P.objects(msg)
+  local m, out = msg.msg, {}
+  for i, x in ipairs(m.list) do out[#out + 1] = u.str(i) .. "=" .. u.str(x) end
+  out[#out + 1] = "empty:" .. u.str(u.truthy(m.empty))          -- next on an empty object
+  out[#out + 1] = "null:" .. u.str(m.gone)
+  out[#out + 1] = "missing:" .. u.str(m.nothere)
+  out[#out + 1] = "deep:" .. u.str(u.get(m, "a", "b", "c"))
+  local n = 0
+  for k in pairs(msg) do n = n + 1 end                           -- the envelope itself
+  out[#out + 1] = "envkeys:" .. n
+  return out
+end
+function P.subtitle(msg) return msg.topic .. " " .. u.str(msg.username) end
+`,
+	}
+	for name, src := range rules {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"topic": "org.fedoraproject.prod.probe.x", "username": "ralph", "msg": {
+		"people": {"alice": true, "bob": true}, "deps": {"z": 1, "a": {"q": 2}},
+		"list": ["x", null, 3], "empty": {}, "gone": null, "a": {"b": {"c": "deep"}}}}`
+	for range 2 { // the second run reuses the pooled state
+		r := mustCompute(t, l, rec)
+		j, _ := json.Marshal(r)
+		want := `{"usernames":["alice","bob"],"packages":["a","z"],"objects":["1=x","2=False","3=3","deep:deep","empty:False","envkeys:3","missing:None","null:None"],"agent":null,"title":"probe.x","subtitle":"org.fedoraproject.prod.probe.x ralph","link":"","icon":null,"secondary_icon":null,"processor":"probe"}`
+		if string(j) != want {
+			t.Errorf("got  %s\nwant %s", j, want)
+		}
+	}
+}
+
+func TestCasualDelta(t *testing.T) {
+	ref := time.Date(2024, 1, 31, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		at   string
+		want string
+	}{
+		{"2024-01-31 12:15:32", "in 2 hours"},
+		{"2024-01-31 10:07:40", "in 7 minutes"},
+		{"2024-01-31 10:00:56", "right now"},
+		{"2024-02-01 10:00:00", "in 1 day"},
+		{"2024-02-29 10:00:00", "in 1 month"},
+		{"2025-03-01 10:00:00", "in 1 year"},
+		{"2024-01-31 08:00:00", "in -2 hours"},
+	} {
+		at, _ := time.Parse("2006-01-02 15:04:05", c.at)
+		if got := casualDelta(at, ref); got != c.want {
+			t.Errorf("casualDelta(%s) = %q, want %q", c.at, got, c.want)
+		}
+	}
+}
