@@ -29,6 +29,7 @@ type runner struct {
 	pending           int64
 	errs              []ModelError
 	window            errorWindow
+	logged            int64 // process errors seen, for log rate limiting
 	// promoteTo is set on a shadow runner rebuilding the table of that
 	// model; it replaces the model when it reaches the head of the journal.
 	promoteTo string
@@ -262,7 +263,11 @@ func (r *runner) processOne(ctx context.Context, m *Message) {
 				me.Traceback = tb.Traceback()
 			}
 			r.errs = append(r.errs, me)
-			r.log.Warn("process failed", "msg_id", m.ID, "err", err)
+			// Every error is recorded; the log gets the first few and then
+			// one in a thousand, so a broken model cannot flood it.
+			if r.logged++; r.logged <= 10 || r.logged%1000 == 0 {
+				r.log.Warn("process failed", "msg_id", m.ID, "err", err, "errors_logged", r.logged)
+			}
 		}
 	}
 	r.cursor = m.Pos()

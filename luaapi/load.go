@@ -92,6 +92,19 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 	if err != nil {
 		return nil, []error{fmt.Errorf("list scripts in %s: %w", label, err)}
 	}
+	if opts.Meta == nil {
+		// The fedmsg.meta rules live in the meta folder of the scripts.
+		if sub, err := fs.Sub(fsys, "meta"); err == nil {
+			if _, err := fs.Stat(sub, "."); err == nil {
+				lib, err := meta.LoadFS(sub, filepath.Join(label, "meta"), opts.Logger)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("fedmsg.meta rules: %w", err))
+				} else {
+					opts.Meta = lib
+				}
+			}
+		}
+	}
 	sort.Strings(files)
 	idents := map[string]string{}
 	for _, name := range files {

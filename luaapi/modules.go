@@ -27,6 +27,15 @@ func installHost(L *lua.LState, m *Model) {
 	L.SetGlobal("json", jsonModule(L))
 	if m.opts.Meta != nil {
 		L.SetGlobal("meta", metaModule(L, m, m.opts.Meta))
+	} else {
+		missing := L.NewTable()
+		mt := L.NewTable()
+		mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+			L.RaiseError("meta.%s: the fedmsg.meta rules are not loaded (no meta folder in the scripts directory)", L.OptString(2, "?"))
+			return 0
+		}))
+		L.SetMetatable(missing, mt)
+		L.SetGlobal("meta", missing)
 	}
 	logf := L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())

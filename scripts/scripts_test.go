@@ -42,6 +42,7 @@ var cases = []struct {
 	{"pagure_golden", []string{"pagure-contribution.lua", "pagure-project-contribution.lua"}},
 	{"pagure", []string{"pagure-contribution.lua", "pagure-project-contribution.lua"}},
 	{"popularity", []string{"popularity.lua"}},
+	{"by_user", []string{"volume-by-user.lua"}},
 }
 
 // Every mode must give the same rows: one commit, one commit per message,
@@ -104,6 +105,9 @@ func TestAllScriptsLoad(t *testing.T) {
 		"number-of-contribution-to-pagure.io-1d":             "pagure-contribution.lua",
 		"number-of-contribution-per-project-to-pagure.io-1d": "pagure-project-contribution.lua",
 		"popularity":                                         "popularity.lua",
+		"volume-by-user-1s":                                  "volume-by-user.lua",
+		"volume-by-package-1m":                               "volume-by-package.lua",
+		"number-of-contribution-per-user-to-pagure.io-1d":    "pagure-user-contribution.lua",
 	} {
 		if got[ident] != script {
 			t.Errorf("model %s comes from %q, want %q", ident, got[ident], script)

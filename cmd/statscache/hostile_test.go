@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// copyScripts copies the *.lua files of each source folder into one new
-// scripts directory.
+// copyScripts copies the *.lua files (and the meta rules) of each source
+// folder into one new scripts directory.
 func copyScripts(t *testing.T, from ...string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -26,6 +26,21 @@ func copyScripts(t *testing.T, from ...string) string {
 			}
 			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644); err != nil {
 				t.Fatal(err)
+			}
+		}
+		// The fedmsg.meta rules, which models such as popularity use.
+		if rules, _ := filepath.Glob(filepath.Join(src, "meta", "*")); len(rules) > 0 {
+			if err := os.MkdirAll(filepath.Join(dir, "meta"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range rules {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "meta", filepath.Base(f)), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
