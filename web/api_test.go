@@ -720,7 +720,7 @@ func TestIndex(t *testing.T) {
 		t.Errorf("/api: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, body = fx.get(t, "/")
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/api/" {
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/web/getting-started" {
 		t.Errorf("/: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

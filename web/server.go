@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"statscache/engine"
+	"statscache/web/portal"
 )
 
 // Reader is what the API reads. It is declared here, on the consumer side,
@@ -147,7 +148,10 @@ func (s *Server) routes() http.Handler {
 	// as %2F; identVar unescapes it.
 	r.UseEncodedPath()
 	methods := []string{http.MethodGet, http.MethodHead, http.MethodOptions}
-	r.Handle("/", http.RedirectHandler("/api/", http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
+	p := portal.Handler(s.log)
+	r.Handle("/", http.RedirectHandler("/web/getting-started", http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/web").Handler(p).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/static/").Handler(p).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api", http.RedirectHandler("/api/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/", s.endpoint(s.index)).Methods(methods...)
 	r.Handle("/api/{ident}", s.endpoint(s.feed)).Methods(methods...)
