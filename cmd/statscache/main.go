@@ -2,6 +2,8 @@
 // Fedora message bus. It is the only package that wires the engine, the Lua
 // models, the SQLite store and the web API together.
 //
+//	statscache run    [flags]                               the daemon: bus, archive, models, API
+//	statscache reload [--db PATH]                          make the daemon reload its scripts
 //	statscache replay [--db PATH] [--scripts DIR] FILE...   journal and process saved messages
 //	statscache serve  [--db PATH] [--listen ADDR]           serve the REST API
 //	statscache check  [--scripts DIR]                       validate the scripts
@@ -23,6 +25,8 @@ import (
 const usage = `statscache keeps statistics about every message that crossed the Fedora bus.
 
 Usage:
+  statscache run    [--bus EP] [--datagrepper URL] ...      the daemon: live bus, gap filling, API
+  statscache reload [--db PATH]                            make the running daemon reload its scripts
   statscache replay [--db PATH] [--scripts DIR] FILE...   journal and process saved bus messages
   statscache serve  [--db PATH] [--listen ADDR]           serve the REST API
   statscache check  [--scripts DIR]                       load and validate every script
@@ -56,6 +60,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "reload":
+		return cmdReload(ctx, rest, stdout, stderr)
 	case "replay":
 		return cmdReplay(ctx, rest, stdout, stderr)
 	case "serve":

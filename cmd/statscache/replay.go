@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -37,6 +36,7 @@ type common struct {
 	batchInterval       time.Duration
 	maxBytes, maxDepth  int
 	cpuProfile          string
+	epoch               time.Time // where a new model's history starts (daemon)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -77,18 +77,20 @@ func (c *common) limits() engine.Limits {
 
 // loadModels loads the scripts and reports each one that does not load.
 func loadModels(c *common, log *slog.Logger, stderr io.Writer) ([]*luaapi.Model, int) {
-	opts := luaapi.Options{Logger: log}
-	var models []*luaapi.Model
-	var errs []error
-	if c.scripts == "embedded" {
-		models, errs = luaapi.LoadFS(scripts.FS, "scripts", opts)
-	} else {
-		models, errs = luaapi.LoadDir(c.scripts, opts)
-	}
+	models, errs := loadScripts(c.scripts, luaapi.Options{Logger: log})
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
 	}
 	return models, len(errs)
+}
+
+// loadScripts loads the models of a scripts directory, or the shipped
+// ones embedded in the binary when dir is "embedded".
+func loadScripts(dir string, opts luaapi.Options) ([]*luaapi.Model, []error) {
+	if dir == "embedded" {
+		return luaapi.LoadFS(scripts.FS, "scripts", opts)
+	}
+	return luaapi.LoadDir(dir, opts)
 }
 
 // pipeline is an open store with an engine and its models.
@@ -105,7 +107,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Logger: log})
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
 	for _, m := range models {
 		if err := eng.Add(ctx, m); err != nil {
@@ -126,7 +128,17 @@ type ingestStats struct {
 // ingestFile journals one file's records; rejected records are kept in the
 // rejects table and logged, and never stop the run. Decoding runs in its
 // own goroutine, one batch ahead of the journal writes.
-func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limits, st *ingestStats, stderr io.Writer) error {
+func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limits, st *ingestStats) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	return p.ingest(ctx, path, f, lim, st)
+}
+
+// ingest journals the records read from in; name labels them in rejects.
+func (p *pipeline) ingest(ctx context.Context, name string, in io.Reader, lim engine.Limits, st *ingestStats) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan filesource.Batch, 2)
@@ -134,7 +146,7 @@ func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limit
 	go func() {
 		defer close(batches)
 		r := filesource.Reader{Limits: lim}
-		readErr <- r.ReadFile(ctx, path, func(b filesource.Batch) error {
+		readErr <- r.Read(ctx, name, in, func(b filesource.Batch) error {
 			select {
 			case batches <- b:
 				return nil
@@ -215,16 +227,16 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := replay(ctx, &c, fset.Args(), nil, log, stdout, stderr); err != nil {
+	if err := replay(ctx, &c, fset.Args(), false, log, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "statscache replay:", err)
 		return 1
 	}
 	return 0
 }
 
-// replay journals files (and an optional embedded one), runs the models
-// to the end of the journal and prints the summary.
-func replay(ctx context.Context, c *common, files []string, embedded fs.FS, log *slog.Logger, stdout, stderr io.Writer) error {
+// replay journals files (and, with embedded, the bundled sample), runs
+// the models to the end of the journal and prints the summary.
+func replay(ctx context.Context, c *common, files []string, embedded bool, log *slog.Logger, stdout, stderr io.Writer) error {
 	p, err := openPipeline(ctx, c, log, stderr)
 	if err != nil {
 		return err
@@ -232,12 +244,29 @@ func replay(ctx context.Context, c *common, files []string, embedded fs.FS, log 
 	defer p.db.Close()
 	start := time.Now()
 	var st ingestStats
-	for _, f := range files {
-		if err := p.ingestFile(ctx, f, c.limits(), &st, stderr); err != nil {
-			if errors.Is(err, context.Canceled) {
-				break
-			}
+	ingestErr := func(err error) error {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	if embedded {
+		f, err := scripts.FS.Open(scripts.SamplePath)
+		if err != nil {
+			return fmt.Errorf("bundled sample: %w", err)
+		}
+		err = p.ingest(ctx, "sample:"+scripts.SamplePath, f, c.limits(), &st)
+		f.Close()
+		if err := ingestErr(err); err != nil {
 			return err
+		}
+	}
+	for _, f := range files {
+		if err := ingestErr(p.ingestFile(ctx, f, c.limits(), &st)); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	ingested := time.Since(start)
@@ -274,7 +303,7 @@ func (p *pipeline) summary(ctx context.Context, st *ingestStats, ingested, elaps
 	return nil
 }
 
-func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("check", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	dir := fset.String("scripts", defaultScripts, "`directory` of Lua models")
@@ -299,7 +328,5 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "no models in %s\n", *dir)
 		return 1
 	}
-	_ = ctx
-	_ = os.Stdout
 	return 0
 }
