@@ -38,7 +38,7 @@ func volumeScripts(b *testing.B) string {
 
 func benchReplay(b *testing.B, c *common, files []string) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := replay(context.Background(), c, files, nil, log, io.Discard, io.Discard); err != nil {
+	if err := replay(context.Background(), c, files, false, log, io.Discard, io.Discard); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -56,4 +56,3 @@ func serve(ctx context.Context, path, listen string, log *slog.Logger, stdout io
 	}
 	return nil
 }
-
