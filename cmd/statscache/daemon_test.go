@@ -342,7 +342,7 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "live.db")
 	args := []string{"--db", db, "--scripts", "../../scripts", "--bus", pub.Endpoint(), "--bus", pyEP,
 		"--datagrepper", dg.URL, "--epoch", now.Add(-time.Hour).Format(time.RFC3339),
-		"--settle", "1s", "--lateness", "1s", "--batch-interval", "100ms", "--max-bytes", "65536"}
+		"--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms", "--max-bytes", "65536"}
 	d := startDaemon(t, args...)
 	d.waitConnected(t, 2)
 

@@ -146,6 +146,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig, epoch string, stdout, stde
 		fmt.Fprintln(stderr, "statscache run:", err)
 		return 2
 	}
+	if cfg.lateness < 1500*time.Millisecond && len(cfg.buses) > 0 && cfg.buses[0] != "none" {
+		log.Warn("--lateness is under 1.5s: fedmsg timestamps are whole seconds, so on-time messages may be counted late", "lateness", cfg.lateness)
+	}
 	d, err := newDaemon(ctx, cfg, log, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "statscache run:", err)
