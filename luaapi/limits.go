@@ -59,9 +59,12 @@ func (l Limits) withDefaults() Limits {
 // guard tracks the call a model is in, so the watchdog can stop it. The
 // per-call cost is two atomic stores and a clock read.
 type guard struct {
-	start  atomic.Int64  // unix nanoseconds of the running call's start, 0 when idle
-	seq    atomic.Uint64 // counts calls
-	limit  atomic.Int64  // the running call's time limit
+	start atomic.Int64  // unix nanoseconds of the running call's start, 0 when idle
+	seq   atomic.Uint64 // counts calls
+	// host counts nested host calls that wait outside Lua (a state read, the
+	// meta rules): a call waiting there is not the one filling the heap.
+	host   atomic.Int32
+	limit  atomic.Int64 // the running call's time limit
 	reason atomic.Pointer[string]
 	cancel context.CancelFunc
 	limits Limits
@@ -80,6 +83,16 @@ func (g *guard) enter(limit time.Duration) {
 }
 
 func (g *guard) leave() { g.start.Store(0) }
+
+// inHost marks the current call as waiting in a host function until the
+// returned func is called.
+func (g *guard) inHost() func() {
+	if g == nil {
+		return func() {}
+	}
+	g.host.Add(1)
+	return func() { g.host.Add(-1) }
+}
 
 func (g *guard) stop(reason string) {
 	if g.reason.CompareAndSwap(nil, &reason) {
@@ -136,10 +149,20 @@ func runWatchdog() {
 	}
 }
 
+// The watchdog's view of stalls: when it could not run for a while (a
+// runaway model filling the heap makes the garbage collector stop the
+// world), every call was stalled too, so time limits count from the end of
+// the stall; likewise after a runaway call is stopped.
+var lastTick, stallEnd time.Time
+
 func checkGuards(now time.Time, heap uint64) {
 	watchdog.mu.Lock()
 	defer watchdog.mu.Unlock()
-	var suspect *guard
+	if !lastTick.IsZero() && now.Sub(lastTick) > 500*time.Millisecond {
+		stallEnd = now
+	}
+	lastTick = now
+	var suspect, overdue *guard
 	for g := range watchdog.guards {
 		s := g.start.Load()
 		if s == 0 {
@@ -150,8 +173,17 @@ func checkGuards(now time.Time, heap uint64) {
 			continue
 		}
 		limit := time.Duration(g.limit.Load())
-		if d := now.Sub(time.Unix(0, s)); d > limit {
-			g.stop(fmt.Sprintf("a call ran longer than the limit of %s", limit))
+		started := time.Unix(0, s)
+		if started.Before(stallEnd) {
+			started = stallEnd
+		}
+		if now.Sub(started) > limit {
+			// Only the longest-running call over its limit is stopped per
+			// tick: when a runaway call starves the machine, the calls it
+			// stalled started later, and finish once it is stopped.
+			if overdue == nil || s < overdue.start.Load() {
+				overdue = g
+			}
 			continue
 		}
 		// The call has run since the previous tick at least. Ordinary calls
@@ -159,12 +191,23 @@ func checkGuards(now time.Time, heap uint64) {
 		// the limit, the one running longest is stopped, one per tick, until
 		// the growth stops. (A call merely slowed down by the garbage
 		// collector started later than the call that fills the heap.)
-		if heap > g.seenHeap+g.limits.MemoryLimit && (suspect == nil || s < suspect.start.Load()) {
+		if heap > g.seenHeap+g.limits.MemoryLimit && g.host.Load() == 0 && (suspect == nil || s < suspect.start.Load()) {
 			suspect = g
 		}
 	}
-	if suspect != nil {
+	switch {
+	case overdue != nil:
+		overdue.stop(fmt.Sprintf("a call ran longer than the limit of %s", time.Duration(overdue.limit.Load())))
+	case suspect != nil:
 		suspect.stop(fmt.Sprintf("the heap grew by more than the limit of %d MiB during one call", suspect.limits.MemoryLimit>>20))
+	default:
+		return
+	}
+	// The stopped call leaves its garbage and the stall it caused behind:
+	// the other calls' clocks and heap baselines start again from here.
+	stallEnd = now
+	for g := range watchdog.guards {
+		g.seenHeap = heap
 	}
 }
 

@@ -17,7 +17,9 @@ func metaModule(L *lua.LState, m *Model, lib *meta.Library) *lua.LTable {
 		if m.cur == nil || L.Get(1) != m.msgT {
 			L.RaiseError("meta.%s(msg): pass the message given to process, during process", name)
 		}
+		done := m.guard.inHost()
 		r, err := lib.Compute(m.cur)
+		done()
 		if err != nil {
 			L.RaiseError("meta.%s: %v", name, err)
 		}

@@ -91,7 +91,9 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 		return m.state
 	}
 	get := func(L *lua.LState, key string) lua.LValue {
+		done := m.guard.inHost()
 		v, ok, err := need(L).Get(key)
+		done()
 		if err != nil {
 			L.RaiseError("state.get(%q): %v", key, err)
 		}
