@@ -46,8 +46,12 @@ type Config struct {
 	MaxErrorShare float64
 	// Epoch is how far back the history of a new model starts (unless its
 	// backlog is shorter); zero means the whole journal.
-	Epoch  time.Time
-	Logger *slog.Logger
+	Epoch time.Time
+	// HoldNewModels holds every model that has committed nothing yet
+	// before its first message, until released with Hold: the daemon first
+	// fills from the archive the history the journal lacks.
+	HoldNewModels bool
+	Logger        *slog.Logger
 }
 
 // Default engine settings.
@@ -172,6 +176,15 @@ func (e *Engine) Add(ctx context.Context, m Model) error {
 		return fmt.Errorf("register model %s: %w", spec.Ident, err)
 	}
 	r := newRunner(e, m, st)
+	if st.Cursor.IsZero() && r.startUS != math.MinInt64 {
+		if ss, ok := e.store.(interface {
+			SetStart(ctx context.Context, ident string, startUS int64) error
+		}); ok {
+			if err := ss.SetStart(ctx, spec.Ident, r.startUS); err != nil {
+				return fmt.Errorf("register model %s: %w", spec.Ident, err)
+			}
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.runners[spec.Ident] = r
@@ -317,5 +330,33 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// HeldModels returns the models held by Config.HoldNewModels, with where
+// their history starts (unix µs): the daemon fills from the archive what
+// the journal lacks of it, then releases them with Hold(ident, MaxInt64).
+func (e *Engine) HeldModels() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]int64{}
+	for id, r := range e.runners {
+		if r.hold.Load() != math.MaxInt64 {
+			out[id] = r.startUS
+		}
+	}
+	return out
+}
+
+// Hold keeps one model from processing messages at or after untilUS, on
+// top of the watermark, while the archive fills history only it needs;
+// math.MaxInt64 releases it. The other models are not held back.
+func (e *Engine) Hold(ident string, untilUS int64) {
+	e.mu.Lock()
+	r := e.runners[ident]
+	e.mu.Unlock()
+	if r != nil {
+		r.hold.Store(untilUS)
+		e.wake()
 	}
 }

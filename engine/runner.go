@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type runner struct {
 	errs              []ModelError
 	window            errorWindow
 	logged            int64 // process errors seen, for log rate limiting
+	// hold is a watermark of this runner's own (unix µs), set while the
+	// archive fills history only it needs; math.MaxInt64 when unset.
+	hold atomic.Int64
 	// promoteTo is set on a shadow runner rebuilding the table of that
 	// model; it replaces the model when it reaches the head of the journal.
 	promoteTo string
@@ -100,6 +104,10 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 		if spec.Backlog > 0 {
 			r.startUS = max(r.startUS, time.Now().Add(-spec.Backlog).UnixMicro())
 		}
+	}
+	r.hold.Store(math.MaxInt64)
+	if st.Cursor.IsZero() && e.cfg.HoldNewModels {
+		r.hold.Store(math.MinInt64)
 	}
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
@@ -223,7 +231,7 @@ func (r *runner) open() error {
 // handle processes the batch's messages after the cursor and before the
 // watermark. It reports false when the watermark stopped it.
 func (r *runner) handle(ctx context.Context, batch []*Message) bool {
-	wm := r.e.watermark.Load()
+	wm := min(r.e.watermark.Load(), r.hold.Load())
 	for _, m := range batch {
 		if !r.cursor.Less(m.Pos()) {
 			continue // committed before, or skipped after a late arrival

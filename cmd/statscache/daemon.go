@@ -97,6 +97,8 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	if !cfg.epoch.IsZero() {
 		c.epoch = cfg.epoch
 	}
+	// New models wait until the history they need is in the journal.
+	c.holdNew = true
 	p, err := openPipeline(ctx, &c, log, stderr)
 	if err != nil {
 		return nil, err
@@ -178,6 +180,12 @@ func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 	go func() {
 		defer wg.Done()
 		d.watermarkLoop(srcCtx)
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.history(srcCtx)
 	}()
 
 	engDone := make(chan error, 1)
@@ -324,6 +332,77 @@ func repeat(c byte, n int) []byte {
 	return b
 }
 
+// history releases the models held because they have committed nothing
+// yet. When a model's history starts before the journal's oldest message,
+// the archive fills that span first; the held model waits, the others do
+// not. It runs at start and after each reload.
+func (d *daemon) history(ctx context.Context) {
+	held := d.p.eng.HeldModels()
+	if len(held) == 0 {
+		return
+	}
+	st, err := d.p.db.JournalStats(ctx)
+	if err != nil {
+		d.log.Error("history: read the journal", "err", err)
+		return
+	}
+	from := int64(math.MaxInt64)
+	var waiting []string
+	for ident, start := range held {
+		// An empty journal is filled from the epoch by the tail fill.
+		if d.arch == nil || st.Messages == 0 || start >= st.Oldest.TimeUS {
+			d.p.eng.Hold(ident, math.MaxInt64)
+			continue
+		}
+		waiting = append(waiting, ident)
+		from = min(from, start)
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	to := time.UnixMicro(st.Oldest.TimeUS)
+	d.log.Info("filling history from the archive for new models", "models", waiting, "from", time.UnixMicro(from).UTC(), "to", to.UTC())
+	// A client of its own: its progress is separate from the tail fill's.
+	client := &archive.Client{BaseURL: d.arch.BaseURL, Concurrency: d.arch.Concurrency, Limits: d.arch.Limits,
+		Logger: d.arch.Logger, OnReject: d.arch.OnReject}
+	backoff := time.Second
+	pos := time.UnixMicro(from)
+	for ctx.Err() == nil {
+		err := client.Fetch(ctx, pos, to, func(batch []*engine.Message) error {
+			res, err := d.p.eng.Ingest(ctx, batch)
+			if err != nil {
+				return err
+			}
+			d.met.count("archive", len(batch), res)
+			if len(batch) > 0 {
+				for _, id := range waiting {
+					d.p.eng.Hold(id, batch[len(batch)-1].TimeUS)
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			break
+		}
+		var we *archive.WindowError
+		if errors.As(err, &we) {
+			pos = we.Start
+		}
+		d.log.Warn("history fill failed; the new models wait; retrying", "err", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	for _, id := range waiting {
+		d.p.eng.Hold(id, math.MaxInt64)
+	}
+	d.log.Info("history filled: new models catch up", "models", waiting)
+}
+
 // liveLoop journals bus messages in small batches: every 100 ms or 1000
 // messages, whichever comes first.
 func (d *daemon) liveLoop(ctx context.Context) {
@@ -412,6 +491,7 @@ func (d *daemon) reload(ctx context.Context) engine.ReloadResult {
 		ems[i] = m
 	}
 	res := d.p.eng.Reload(ctx, ems, failed)
+	go d.history(ctx)
 	for _, err := range res.Errors {
 		msgs = append(msgs, err.Error())
 		d.log.Error("reload", "err", err)

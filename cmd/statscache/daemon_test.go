@@ -455,3 +455,58 @@ func grep(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDaemonHistoryForNewModel adds a model whose history starts before
+// the journal's oldest message: the archive fills that span for it, the
+// other models neither see it (their history starts later) nor count it as
+// late, and the new model ends with every message since its epoch.
+func TestDaemonHistoryForNewModel(t *testing.T) {
+	c := newCorpus(t, 3)
+	now := time.Now()
+	var history [][]byte
+	for i := 0; i < 600; i++ { // older history, before the first epoch
+		_, rec := c.record(now.Add(-50*time.Minute).Add(time.Duration(i)*time.Second), false)
+		history = append(history, rec)
+	}
+	older := len(c.all)
+	for i := 0; i < 600; i++ {
+		_, rec := c.record(now.Add(-20*time.Minute).Add(time.Duration(i)*time.Second), false)
+		history = append(history, rec)
+	}
+	newer := len(c.all) - older
+	dg := dgtest.New(history, dgtest.Options{})
+	defer dg.Close()
+	scripts := copyScripts(t, "../../scripts")
+	db := filepath.Join(t.TempDir(), "history.db")
+	args := func(epoch time.Duration) []string {
+		return []string{"--db", db, "--scripts", scripts, "--bus", "none", "--datagrepper", dg.URL,
+			"--epoch", now.Add(-epoch).Format(time.RFC3339), "--settle", "1s", "--lateness", "0s", "--batch-interval", "100ms"}
+	}
+	d := startDaemon(t, args(25*time.Minute)...)
+	d.waitTotal(t, int64(newer))
+	d.stop(t)
+
+	src, err := os.ReadFile(filepath.Join(scripts, "volume.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scripts, "history-new.lua"), []byte(strings.Replace(string(src), `name = "volume"`, `name = "history-new"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, args(55*time.Minute)...)
+	deadline := time.Now().Add(60 * time.Second)
+	for sumVolume(t, d.addr, "history-new-1m") != int64(older+newer) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := sumVolume(t, d.addr, "history-new-1m"); got != int64(older+newer) {
+		t.Errorf("the new model counted %d messages, want %d (its history and the journal's)\n%s", got, older+newer, tail(d.out.String(), 30))
+	}
+	if got := d.total(t); got != int64(newer) {
+		t.Errorf("volume-1m counted %d messages, want %d: its history starts at the first epoch", got, newer)
+	}
+	st := d.status(t)
+	if late := st["journal"].(map[string]any)["late"].(float64); late != 0 {
+		t.Errorf("%v history messages flagged late", late)
+	}
+	d.stop(t)
+}

@@ -37,6 +37,7 @@ type common struct {
 	maxBytes, maxDepth  int
 	cpuProfile          string
 	epoch               time.Time // where a new model's history starts (daemon)
+	holdNew             bool      // hold new models until their history is filled (daemon)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -107,7 +108,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, Logger: log})
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, HoldNewModels: c.holdNew, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
 	for _, m := range models {
 		if err := eng.Add(ctx, m); err != nil {

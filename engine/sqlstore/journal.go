@@ -28,22 +28,34 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 			tx.Rollback()
 		}
 	}()
-	var head engine.Position
-	rows, err := tx.QueryContext(ctx, `SELECT cursor_time_us, cursor_key FROM models WHERE status = 'ok'`)
+	// A new message is late when some model has committed past it and it
+	// is not before that model's start.
+	type mark struct {
+		cursor  engine.Position
+		startUS int64
+	}
+	var marks []mark
+	rows, err := tx.QueryContext(ctx, `SELECT cursor_time_us, cursor_key, start_us FROM models WHERE status = 'ok' AND cursor_key != ''`)
 	if err != nil {
 		return res, fmt.Errorf("append: read cursors: %w", err)
 	}
 	for rows.Next() {
-		var p engine.Position
-		if err := rows.Scan(&p.TimeUS, &p.Key); err != nil {
+		var mk mark
+		if err := rows.Scan(&mk.cursor.TimeUS, &mk.cursor.Key, &mk.startUS); err != nil {
 			rows.Close()
 			return res, fmt.Errorf("append: read cursors: %w", err)
 		}
-		if head.Less(p) {
-			head = p
-		}
+		marks = append(marks, mk)
 	}
 	rows.Close()
+	isLate := func(p engine.Position) bool {
+		for _, mk := range marks {
+			if p.Less(mk.cursor) && p.TimeUS >= mk.startUS {
+				return true
+			}
+		}
+		return false
+	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO journal (time_us, key, id, topic, raw, late) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return res, fmt.Errorf("append: %w", err)
@@ -57,7 +69,7 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 			return res, ctx.Err()
 		}
 		late := 0
-		if m.Pos().Less(head) {
+		if isLate(m.Pos()) {
 			late = 1
 		}
 		r, err := stmt.Exec(m.TimeUS, m.Key, m.ID, m.Topic, m.Raw, late)
@@ -109,6 +121,7 @@ type JournalStats struct {
 	Late     int64
 	Rejects  int64
 	Newest   engine.Position
+	Oldest   engine.Position
 }
 
 // JournalStats counts the journal's messages.
@@ -122,7 +135,17 @@ func (db *DB) JournalStats(ctx context.Context) (JournalStats, error) {
 		return s, fmt.Errorf("journal stats: %w", err)
 	}
 	s.Newest, err = db.newest(ctx)
-	return s, err
+	if err != nil {
+		return s, err
+	}
+	err = db.r.QueryRowContext(ctx, `SELECT time_us, key FROM journal ORDER BY time_us, key LIMIT 1`).Scan(&s.Oldest.TimeUS, &s.Oldest.Key)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("oldest message: %w", err)
+	}
+	return s, nil
 }
 
 func (db *DB) newest(ctx context.Context) (engine.Position, error) {

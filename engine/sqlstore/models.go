@@ -528,3 +528,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 	_ = old
 	return nil
 }
+
+// SetStart records where a model's history starts (see Append).
+func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE models SET start_us = ? WHERE ident = ?`, startUS, ident); err != nil {
+		return fmt.Errorf("set start of %s: %w", ident, err)
+	}
+	return nil
+}
