@@ -49,6 +49,10 @@ type Options struct {
 	Meta *meta.Library
 	// Limits bound each model; zero fields take DefaultLimits.
 	Limits Limits
+	// Lib is the folder that require reads shared helpers from (the lib
+	// folder of the scripts directory; LoadFS sets it).
+	Lib      fs.FS
+	LibLabel string
 }
 
 // Script is one compiled model file. Its byte code is compiled once and
@@ -91,6 +95,13 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 	files, err := fs.Glob(fsys, "*.lua")
 	if err != nil {
 		return nil, []error{fmt.Errorf("list scripts in %s: %w", label, err)}
+	}
+	if opts.Lib == nil {
+		if sub, err := fs.Sub(fsys, "lib"); err == nil {
+			if _, err := fs.Stat(sub, "."); err == nil {
+				opts.Lib, opts.LibLabel = sub, filepath.Join(label, "lib")
+			}
+		}
 	}
 	if opts.Meta == nil {
 		// The fedmsg.meta rules live in the meta folder of the scripts.

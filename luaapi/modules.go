@@ -25,6 +25,7 @@ func installHost(L *lua.LState, m *Model) {
 	registerCounterType(L)
 	L.SetGlobal("state", stateModule(L, m))
 	L.SetGlobal("json", jsonModule(L))
+	installRequire(L, m.opts.Lib, m.opts.LibLabel)
 	if m.opts.Meta != nil {
 		L.SetGlobal("meta", metaModule(L, m, m.opts.Meta))
 	} else {
