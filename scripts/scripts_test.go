@@ -43,6 +43,7 @@ var cases = []struct {
 	{"pagure", []string{"pagure-contribution.lua", "pagure-project-contribution.lua"}},
 	{"popularity", []string{"popularity.lua"}},
 	{"by_user", []string{"volume-by-user.lua"}},
+	{"releng", []string{"release-engineering.lua"}},
 }
 
 // Every mode must give the same rows: one commit, one commit per message,
