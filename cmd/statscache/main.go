@@ -7,6 +7,7 @@
 //	statscache replay [--db PATH] [--scripts DIR] FILE...   journal and process saved messages
 //	statscache serve  [--db PATH] [--listen ADDR]           serve the REST API
 //	statscache check  [--scripts DIR]                       validate the scripts
+//	statscache test   [--scripts DIR]                       run the scripts against their examples
 //	statscache demo   [--db PATH] [--listen ADDR]           replay the bundled sample, then serve
 //	statscache meta   [--scripts DIR] FILE...               print fedmsg.meta helpers for messages
 package main
@@ -30,6 +31,7 @@ Usage:
   statscache replay [--db PATH] [--scripts DIR] FILE...   journal and process saved bus messages
   statscache serve  [--db PATH] [--listen ADDR]           serve the REST API
   statscache check  [--scripts DIR]                       load and validate every script
+  statscache test   [--scripts DIR] [--run REGEXP] [-v]   run the scripts against their examples (no database)
   statscache demo   [--db PATH] [--listen ADDR]           replay the bundled sample, then serve
   statscache meta   [--scripts DIR] FILE...               print the fedmsg.meta helpers of messages
 
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, rest, stdout, stderr)
+	case "test":
+		return runTest(rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "meta":
