@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -213,7 +212,7 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 			if !ok {
 				return fmt.Errorf("no column %q in %s", c, m.mt.ident)
 			}
-			v, err := toSQL(col, op.Row[c])
+			v, err := schema.StoreValue(col, op.Row[c])
 			if err != nil {
 				return err
 			}
@@ -289,7 +288,7 @@ func (db *DB) GetRow(ctx context.Context, ident string, key engine.Row) (engine.
 		if !ok || v == nil {
 			return nil, fmt.Errorf("row key column %q is missing", k)
 		}
-		sv, err := toSQL(mt.cols[k], v)
+		sv, err := schema.StoreValue(mt.cols[k], v)
 		if err != nil {
 			return nil, err
 		}
@@ -368,56 +367,6 @@ func (m *modelTx) closeStmts() {
 	for _, s := range m.stmts {
 		s.Close()
 	}
-}
-
-// toSQL converts a value written by a model to the column's SQL value, with
-// an error that names the column when the type does not fit.
-func toSQL(c schema.Column, v any) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	switch c.Type {
-	case schema.Integer:
-		switch x := v.(type) {
-		case int64:
-			return x, nil
-		case int:
-			return int64(x), nil
-		case float64:
-			if x != math.Trunc(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<53 {
-				return nil, fmt.Errorf("column %q: %v is not an integer", c.Name, x)
-			}
-			return int64(x), nil
-		case bool:
-			if x {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		}
-	case schema.Real:
-		switch x := v.(type) {
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, fmt.Errorf("column %q: %v is not a finite number", c.Name, x)
-			}
-			return x, nil
-		case int64:
-			return float64(x), nil
-		case int:
-			return float64(x), nil
-		}
-	case schema.Text:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
-	case schema.JSON:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("column %q: cannot encode as JSON: %v", c.Name, err)
-		}
-		return string(b), nil
-	}
-	return nil, fmt.Errorf("column %q (%s): cannot store a %T (%v)", c.Name, c.Type, v, v)
 }
 
 // fromSQL converts a stored value back to what a model or the API expects.

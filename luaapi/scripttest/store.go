@@ -260,7 +260,7 @@ func (tx *memTx) Apply(ops []engine.RowOp) error {
 			if !ok {
 				return fmt.Errorf("no column %q in %s", c, m.spec.Ident)
 			}
-			sv, err := toSQL(col, v)
+			sv, err := schema.StoreValue(col, v)
 			if err != nil {
 				// The SQL store reports this as a store error and retries;
 				// offline it is the script's mistake, so stop the model.
@@ -392,7 +392,7 @@ func (m *memModel) sqlKey(r engine.Row) (string, error) {
 		if !ok || v == nil {
 			return "", fmt.Errorf("row key column %q is missing", k)
 		}
-		sv, err := toSQL(m.cols[k], v)
+		sv, err := schema.StoreValue(m.cols[k], v)
 		if err != nil {
 			return "", err
 		}
@@ -423,54 +423,4 @@ func (m *memModel) fromSQL(r engine.Row) engine.Row {
 		out[c] = v
 	}
 	return out
-}
-
-// toSQL converts a value written by a model to the value SQLite stores in
-// the column (the same conversions as the SQL store).
-func toSQL(c schema.Column, v any) (any, error) {
-	if v == nil {
-		return nil, nil
-	}
-	switch c.Type {
-	case schema.Integer:
-		switch x := v.(type) {
-		case int64:
-			return x, nil
-		case int:
-			return int64(x), nil
-		case float64:
-			if x != math.Trunc(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<53 {
-				return nil, fmt.Errorf("column %q: %v is not an integer", c.Name, x)
-			}
-			return int64(x), nil
-		case bool:
-			if x {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		}
-	case schema.Real:
-		switch x := v.(type) {
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, fmt.Errorf("column %q: %v is not a finite number", c.Name, x)
-			}
-			return x, nil
-		case int64:
-			return float64(x), nil
-		case int:
-			return float64(x), nil
-		}
-	case schema.Text:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
-	case schema.JSON:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("column %q: cannot encode as JSON: %v", c.Name, err)
-		}
-		return string(b), nil
-	}
-	return nil, fmt.Errorf("column %q (%s): cannot store a %T (%v)", c.Name, c.Type, v, v)
 }
