@@ -13,6 +13,8 @@ import (
 
 	"github.com/valyala/fastjson"
 	lua "github.com/yuin/gopher-lua"
+
+	"statscache/luaapi/sandbox"
 )
 
 // prelude runs before the rule files. It keeps the registry of declared
@@ -39,10 +41,6 @@ var preludeProto = func() *lua.FunctionProto {
 	}
 	return p
 }()
-
-// removedGlobals are base functions the rules have no use for: they load
-// code or files, or run Go's global garbage collector.
-var removedGlobals = []string{"dofile", "loadfile", "load", "loadstring", "require", "module", "collectgarbage", "newproxy", "getfenv", "setfenv"}
 
 // helpers in the order they are computed; agent comes last because its
 // default is the single user name.
@@ -77,29 +75,12 @@ type lazyKey struct {
 }
 
 func (l *Library) newState() (*state, error) {
-	L := lua.NewState(lua.Options{
-		SkipOpenLibs:        true,
+	L := sandbox.NewState(lua.Options{
 		CallStackSize:       256,
 		RegistrySize:        1024 * 20,
 		RegistryMaxSize:     1024 * 1024 * 8,
 		MinimizeStackMemory: false, // states are pooled: keep one stack rather than regrow it per call
 	})
-	for _, lib := range []struct {
-		name string
-		fn   lua.LGFunction
-	}{
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.TabLibName, lua.OpenTable},
-		{lua.StringLibName, lua.OpenString},
-		{lua.MathLibName, lua.OpenMath},
-	} {
-		L.Push(L.NewFunction(lib.fn))
-		L.Push(lua.LString(lib.name))
-		L.Call(1, 0)
-	}
-	for _, g := range removedGlobals {
-		L.SetGlobal(g, lua.LNil)
-	}
 	logger := l.logger
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())
