@@ -269,21 +269,27 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// modelRequest reads what every /api/{ident}... route starts with: the
+// ident, the query and the response format (csvOK: whether CSV may be
+// asked for).
+func modelRequest(r *http.Request, csvOK bool) (ident string, q queryParams, f format, cb string, err error) {
+	if ident, err = identVar(r); err != nil {
+		return
+	}
+	if q, err = parseQuery(r); err != nil {
+		return
+	}
+	f, cb, err = negotiate(r, q, csvOK)
+	return
+}
+
 // feed answers GET /api/{ident}: one page of the model's rows, with the
 // pagination headers. A page past the end is not an error: it is an empty
 // page (200, []), with X-Link-Count telling how many pages there are, so
 // that a client walking pages while rows are added or a limit shrinks sees
 // a clean end rather than a failure.
 func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
-	ident, err := identVar(r)
-	if err != nil {
-		return err
-	}
-	q, err := parseQuery(r)
-	if err != nil {
-		return err
-	}
-	f, cb, err := negotiate(r, q, true)
+	ident, q, f, cb, err := modelRequest(r, true)
 	if err != nil {
 		return err
 	}
@@ -439,15 +445,7 @@ func (s *Server) modelInfo(r *http.Request, ident string) (engine.ModelInfo, err
 // meta answers GET /api/{ident}/meta: the model's declaration and status.
 // JSON only.
 func (s *Server) meta(w http.ResponseWriter, r *http.Request) error {
-	ident, err := identVar(r)
-	if err != nil {
-		return err
-	}
-	q, err := parseQuery(r)
-	if err != nil {
-		return err
-	}
-	f, cb, err := negotiate(r, q, false)
+	ident, _, f, cb, err := modelRequest(r, false)
 	if err != nil {
 		return err
 	}
@@ -466,15 +464,7 @@ func (s *Server) meta(w http.ResponseWriter, r *http.Request) error {
 // layout answers GET /api/{ident}/layout: the layout the model declared,
 // as is (JSON only), or 404 when it declared none.
 func (s *Server) layout(w http.ResponseWriter, r *http.Request) error {
-	ident, err := identVar(r)
-	if err != nil {
-		return err
-	}
-	q, err := parseQuery(r)
-	if err != nil {
-		return err
-	}
-	f, cb, err := negotiate(r, q, false)
+	ident, _, f, cb, err := modelRequest(r, false)
 	if err != nil {
 		return err
 	}
