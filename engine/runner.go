@@ -356,6 +356,9 @@ func (r *runner) commit(ctx context.Context) {
 	}
 	backoff := 200 * time.Millisecond
 	flushFailures := 0
+	// The store work of a commit is not cut short by shutdown: the model has
+	// already handed its rows over, and the batch must be written whole.
+	sctx := context.WithoutCancel(ctx)
 	for {
 		r.e.commitMu.RLock()
 		var err error
@@ -363,10 +366,10 @@ func (r *runner) commit(ctx context.Context) {
 			// A message arrived behind where the model has got to, but
 			// after its last commit: process the batch again, in order.
 			r.log.Debug("message inserted behind the cursor: processing the batch again", "at", p)
-			err = r.redo(ctx)
+			err = r.redo(sctx)
 		}
 		if err == nil && !r.isFailed() {
-			err = r.tryCommit(ctx)
+			err = r.tryCommit(sctx)
 		}
 		r.e.commitMu.RUnlock()
 		if r.isFailed() {
@@ -400,11 +403,17 @@ func (r *runner) commit(ctx context.Context) {
 		} else {
 			r.log.Error("commit failed", "err", err, "retry_in", backoff)
 			if !sleep(ctx, backoff) {
-				return // shutting down: the batch is redone at the next start
+				// Shutting down. The model handed its rows to the failed
+				// transaction: rebuild them, so that the last commit writes
+				// the batch whole, or the next start redoes it.
+				if err := r.redo(sctx); err != nil {
+					r.fail(ctx, fmt.Sprintf("redo after failed commit: %v", err))
+				}
+				return
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
-		if err := r.redo(ctx); err != nil {
+		if err := r.redo(sctx); err != nil {
 			r.fail(ctx, fmt.Sprintf("redo after failed commit: %v", err))
 			return
 		}
