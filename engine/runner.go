@@ -22,6 +22,7 @@ type runner struct {
 	log   *slog.Logger
 	state *stateBuffer
 	rows  *rowBuffer
+	wq    *workQueue // nil unless the model is a QueueModel
 
 	// committed is the cursor of the last successful commit; cursor is where
 	// processing has got to (committed plus the pending batch).
@@ -111,6 +112,9 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 	}
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
+	if qm, ok := m.(QueueModel); ok {
+		r.wq = newWorkQueue(r, qm)
+	}
 	if st.Status == "failed" {
 		r.failed = st.Reason
 	}
@@ -153,6 +157,15 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		return
 	}
 	defer r.model.Close()
+	if r.wq != nil {
+		if err := r.wq.start(ctx); err != nil {
+			r.fail(ctx, err.Error())
+			return
+		}
+		// Stopped after the last commit below, which may hand the workers
+		// a batch's items: they are stored and wait for the next start.
+		defer r.wq.stop()
+	}
 	defer r.commit(context.WithoutCancel(ctx))
 	r.lastCommit = time.Now()
 	backoff := 100 * time.Millisecond
@@ -183,14 +196,24 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		}
 		backoff = 100 * time.Millisecond
 		open := r.handle(ctx, batch)
-		if r.pending > 0 && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
+		if r.hasPending() && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
 			r.commit(ctx)
+		}
+		if r.isFailed() {
+			return
 		}
 		if open && len(batch) == r.e.cfg.ScanSize {
 			continue
 		}
 		// At the head of the journal, or at the watermark.
-		if r.promoteTo != "" && open {
+		if r.wq != nil && !follow && open {
+			// Replay ends with the queue worked off and committed.
+			if r.waitQueue(ctx, 0) {
+				r.commit(ctx)
+			}
+			return
+		}
+		if r.promoteTo != "" && open && (r.wq == nil || r.wq.outstanding() == 0) {
 			r.commit(ctx)
 			if err := r.e.promote(ctx, r); err != nil {
 				r.fail(ctx, err.Error())
@@ -200,7 +223,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		if !follow {
 			return
 		}
-		if r.pending > 0 {
+		if r.hasPending() {
 			wait := r.e.cfg.BatchInterval - time.Since(r.lastCommit)
 			if wait <= 0 {
 				r.commit(ctx)
@@ -211,6 +234,8 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			case <-changed:
 			case <-t.C:
 				r.commit(ctx)
+			case res := <-r.results():
+				r.receive(ctx, res)
 			case <-ctx.Done():
 			}
 			t.Stop()
@@ -218,13 +243,71 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		}
 		select {
 		case <-changed:
+		case res := <-r.results():
+			r.receive(ctx, res)
 		case <-ctx.Done():
 		}
 	}
 }
 
+// hasPending reports whether anything awaits a commit.
+func (r *runner) hasPending() bool {
+	return r.pending > 0 || len(r.errs) > 0 || r.wq != nil && (r.wq.dirty || len(r.wq.pushed) > 0)
+}
+
+// results is the channel the model's workers send outcomes on; nil (never
+// ready) for a model without a queue.
+func (r *runner) results() <-chan workResult {
+	if r.wq == nil || !r.wq.running {
+		return nil
+	}
+	return r.wq.out
+}
+
+// receive files one outcome and delivers what is next in order.
+func (r *runner) receive(ctx context.Context, res workResult) {
+	r.wq.receive(ctx, res)
+	r.wq.drain(ctx)
+	r.wq.deliver(ctx)
+}
+
+// waitQueue holds the model until at most limit of its items are
+// outstanding, delivering outcomes as they come and committing them at the
+// batch interval. It reports false when ctx ended or the model failed.
+func (r *runner) waitQueue(ctx context.Context, limit int64) bool {
+	if len(r.wq.pushed) > 0 {
+		r.commit(ctx) // the workers see only committed items
+	}
+	for r.wq.outstanding() > limit {
+		if r.isFailed() || ctx.Err() != nil {
+			return false
+		}
+		r.wq.drain(ctx)
+		r.wq.deliver(ctx)
+		if r.wq.outstanding() <= limit {
+			break
+		}
+		if r.hasPending() && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
+			r.commit(ctx)
+			continue
+		}
+		t := time.NewTimer(r.e.cfg.BatchInterval)
+		select {
+		case res := <-r.wq.out:
+			r.wq.receive(ctx, res)
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	return !r.isFailed() && ctx.Err() == nil
+}
+
 func (r *runner) open() error {
 	r.state.reset()
+	if r.wq != nil {
+		r.wq.qm.BindQueue(r.wq)
+	}
 	return r.model.Open(r.state)
 }
 
@@ -238,6 +321,13 @@ func (r *runner) handle(ctx context.Context, batch []*Message) bool {
 		}
 		if m.TimeUS >= wm {
 			return false
+		}
+		if r.wq != nil {
+			r.wq.drain(ctx)
+			r.wq.deliver(ctx)
+			if r.wq.full() && !r.waitQueue(ctx, int64(r.wq.cfg.Limit)-1) {
+				return true
+			}
 		}
 		r.processOne(ctx, m)
 		if r.isFailed() {
@@ -265,17 +355,7 @@ func (r *runner) processOne(ctx context.Context, m *Message) {
 				return
 			}
 			r.window.failed++
-			me := ModelError{Ident: r.spec.Ident, MsgID: m.ID, TimeUS: m.TimeUS, Err: err.Error()}
-			var tb interface{ Traceback() string }
-			if errors.As(err, &tb) {
-				me.Traceback = tb.Traceback()
-			}
-			r.errs = append(r.errs, me)
-			// Every error is recorded; the log gets the first few and then
-			// one in a thousand, so a broken model cannot flood it.
-			if r.logged++; r.logged <= 10 || r.logged%1000 == 0 {
-				r.log.Warn("process failed", "msg_id", m.ID, "err", err, "errors_logged", r.logged)
-			}
+			r.recordError(ModelError{Ident: r.spec.Ident, MsgID: m.ID, TimeUS: m.TimeUS, Err: err.Error()}, err)
 		}
 	}
 	r.cursor = m.Pos()
@@ -283,6 +363,20 @@ func (r *runner) processOne(ctx context.Context, m *Message) {
 	r.pending++
 	if r.window.seen >= r.e.cfg.ErrorWindow {
 		r.checkErrorShare(ctx)
+	}
+}
+
+// recordError keeps an error of the model's code for the next commit.
+// Every error is recorded; the log gets the first few and then one in a
+// thousand, so a broken model cannot flood it.
+func (r *runner) recordError(me ModelError, err error) {
+	var tb interface{ Traceback() string }
+	if errors.As(err, &tb) {
+		me.Traceback = tb.Traceback()
+	}
+	r.errs = append(r.errs, me)
+	if r.logged++; r.logged <= 10 || r.logged%1000 == 0 {
+		r.log.Warn("model code failed", "msg_id", me.MsgID, "err", err, "errors_logged", r.logged)
 	}
 }
 
@@ -351,7 +445,7 @@ func (r *runner) commit(ctx context.Context) {
 	if r.window.seen >= min(100, r.e.cfg.ErrorWindow) {
 		r.checkErrorShare(ctx)
 	}
-	if r.pending == 0 && len(r.errs) == 0 || r.isFailed() {
+	if !r.hasPending() || r.isFailed() {
 		return
 	}
 	backoff := 200 * time.Millisecond
@@ -385,6 +479,9 @@ func (r *runner) commit(ctx context.Context) {
 			r.committedPos = r.cursor
 			r.mu.Unlock()
 			r.pending, r.errs = 0, nil
+			if r.wq != nil {
+				r.wq.committed()
+			}
 			r.lastCommit = time.Now()
 			return
 		}
@@ -447,7 +544,11 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 	if err := r.state.flushTo(tx); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	return tx.Commit(Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs})
+	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs}
+	if r.wq != nil {
+		r.wq.checkpoint(&cp)
+	}
+	return tx.Commit(cp)
 }
 
 // redo rebuilds the model's in-memory view from its last commit and
@@ -456,6 +557,9 @@ func (r *runner) redo(ctx context.Context) error {
 	target := r.cursor
 	r.cursor = r.committed
 	r.pending, r.errs = 0, nil
+	if r.wq != nil {
+		r.wq.rewind()
+	}
 	if err := r.model.Close(); err != nil {
 		r.log.Warn("close model before redo", "err", err)
 	}

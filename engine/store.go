@@ -63,6 +63,12 @@ type Checkpoint struct {
 	CursorID  string
 	Processed int64 // messages processed in this batch (added to the total)
 	Errors    []ModelError
+	// The work queue of a QueueModel: the items the batch pushed, the last
+	// seq pushed so far, and the last item delivered (the store deletes it
+	// and every item before it).
+	Work     []WorkItem
+	WorkSeq  int64
+	WorkDone int64
 }
 
 // ModelStatus is the durable status of a model.
@@ -87,6 +93,9 @@ type ModelStore interface {
 	GetRow(ctx context.Context, ident string, key Row) (Row, error)
 	// LoadState reads one committed state value of a model.
 	LoadState(ctx context.Context, ident, key string) (string, bool, error)
+	// PendingWork reads a model's committed work items that are not
+	// delivered yet, in order, and the last seq it ever pushed.
+	PendingWork(ctx context.Context, ident string) (items []WorkItem, lastSeq int64, err error)
 	// SetStatus marks a model ok or failed, outside any batch.
 	SetStatus(ctx context.Context, ident, status, reason string) error
 	// Promote replaces model target by model shadow in one transaction:

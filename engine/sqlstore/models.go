@@ -341,9 +341,12 @@ func (m *modelTx) Commit(cp engine.Checkpoint) error {
 			return fmt.Errorf("record error of %s: %w", m.mt.ident, err)
 		}
 	}
+	if err := m.commitWork(cp); err != nil {
+		return err
+	}
 	if _, err := m.tx.ExecContext(m.ctx, `UPDATE models SET cursor_time_us = ?, cursor_key = ?, cursor_id = ?,
-		processed = processed + ?, errors = errors + ?, updated_at = ? WHERE ident = ?`,
-		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, m.mt.ident); err != nil {
+		processed = processed + ?, errors = errors + ?, updated_at = ?, queue_seq = max(queue_seq, ?) WHERE ident = ?`,
+		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, cp.WorkSeq, m.mt.ident); err != nil {
 		return fmt.Errorf("cursor of %s: %w", m.mt.ident, err)
 	}
 	m.closeStmts()
@@ -451,9 +454,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 		{`DELETE FROM models WHERE ident = ?`, []any{target}},
 		{`DELETE FROM model_state WHERE ident = ?`, []any{target}},
 		{`DELETE FROM model_errors WHERE ident = ?`, []any{target}},
+		{`DELETE FROM model_queue WHERE ident = ?`, []any{target}},
 		{`UPDATE models SET ident = ?, spec = ? WHERE ident = ?`, []any{target, string(newSpec), shadow}},
 		{`UPDATE model_state SET ident = ? WHERE ident = ?`, []any{target, shadow}},
 		{`UPDATE model_errors SET ident = ? WHERE ident = ?`, []any{target, shadow}},
+		{`UPDATE model_queue SET ident = ? WHERE ident = ?`, []any{target, shadow}},
 	}
 	if oldTable != "" && oldTable != mt.t.Name {
 		stmts = append(stmts, struct {
@@ -484,4 +489,58 @@ func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
 		return fmt.Errorf("set start of %s: %w", ident, err)
 	}
 	return nil
+}
+
+// commitWork stores the items a batch pushed and deletes the ones whose
+// outcome the batch delivered.
+func (m *modelTx) commitWork(cp engine.Checkpoint) error {
+	if cp.WorkDone > 0 {
+		if _, err := m.tx.ExecContext(m.ctx, `DELETE FROM model_queue WHERE ident = ? AND seq <= ?`, m.mt.ident, cp.WorkDone); err != nil {
+			return fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
+		}
+	}
+	if len(cp.Work) == 0 {
+		return nil
+	}
+	s, err := m.stmt(`INSERT INTO model_queue (ident, seq, item) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
+	}
+	for _, it := range cp.Work {
+		if _, err := s.Exec(m.mt.ident, it.Seq, it.Item); err != nil {
+			return fmt.Errorf("work queue of %s: item %d: %w", m.mt.ident, it.Seq, err)
+		}
+	}
+	return nil
+}
+
+// PendingWork reads a model's committed, undelivered work items in order.
+func (db *DB) PendingWork(ctx context.Context, ident string) ([]engine.WorkItem, int64, error) {
+	var last int64
+	err := db.r.QueryRowContext(ctx, `SELECT queue_seq FROM models WHERE ident = ?`, ident).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("work queue of %s: %w", ident, engine.ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("work queue of %s: %w", ident, err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, item FROM model_queue WHERE ident = ? ORDER BY seq`, ident)
+	if err != nil {
+		return nil, 0, fmt.Errorf("work queue of %s: %w", ident, err)
+	}
+	defer rows.Close()
+	var items []engine.WorkItem
+	for rows.Next() {
+		var it engine.WorkItem
+		var item string
+		if err := rows.Scan(&it.Seq, &item); err != nil {
+			return nil, 0, fmt.Errorf("work queue of %s: %w", ident, err)
+		}
+		it.Item = []byte(item)
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("work queue of %s: %w", ident, err)
+	}
+	return items, last, nil
 }

@@ -43,6 +43,10 @@ type memModel struct {
 	state  map[string]string
 	status engine.ModelStatus
 	errors []engine.ModelError
+	// queue holds the committed, undelivered work items; queueSeq is the
+	// last seq pushed.
+	queue    []engine.WorkItem
+	queueSeq int64
 }
 
 // NewStore returns an empty store.
@@ -163,6 +167,17 @@ func (s *Store) SetStatus(ctx context.Context, ident, status, reason string) err
 	}
 	m.status.Status, m.status.Reason = status, reason
 	return nil
+}
+
+// PendingWork returns the model's committed, undelivered work items.
+func (s *Store) PendingWork(ctx context.Context, ident string) ([]engine.WorkItem, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.model(ident)
+	if err != nil {
+		return nil, 0, err
+	}
+	return append([]engine.WorkItem(nil), m.queue...), m.queueSeq, nil
 }
 
 // Promote is not needed offline: a model's table never changes within one
@@ -372,6 +387,11 @@ func (tx *memTx) Commit(cp engine.Checkpoint) error {
 		}
 	}
 	m.errors = append(m.errors, cp.Errors...)
+	for len(m.queue) > 0 && m.queue[0].Seq <= cp.WorkDone {
+		m.queue = m.queue[1:]
+	}
+	m.queue = append(m.queue, cp.Work...)
+	m.queueSeq = max(m.queueSeq, cp.WorkSeq)
 	m.status.Cursor, m.status.CursorID = cp.Cursor, cp.CursorID
 	m.status.Processed += cp.Processed
 	m.status.Errors += int64(len(cp.Errors))
