@@ -113,7 +113,9 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
 	if qm, ok := m.(QueueModel); ok {
-		r.wq = newWorkQueue(r, qm)
+		if cfg, ok := qm.QueueConfig(); ok {
+			r.wq = newWorkQueue(r, qm, cfg)
+		}
 	}
 	if st.Status == "failed" {
 		r.failed = st.Reason

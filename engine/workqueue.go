@@ -38,12 +38,17 @@ type Queue interface {
 	Push(item []byte) error
 }
 
+// ErrTemporary is wrapped by work errors worth trying again later: a
+// service that did not answer, or answered that it is overloaded.
+var ErrTemporary = errors.New("temporary failure")
+
 // Worker runs a queue model's work items; each worker runs on a goroutine
 // of its own and is used by that goroutine only.
 type Worker interface {
-	// Work computes the result of one item. An error wrapping
-	// ErrModelLimit stops the model; other errors are retried with backoff
-	// (a service may be down), then delivered as the item's error.
+	// Work computes the result of one item. An error wrapping ErrTemporary
+	// is retried with backoff, then delivered as the item's error; an error
+	// wrapping ErrModelLimit stops the model; any other error is delivered
+	// as the item's error at once (trying a bug again does not fix it).
 	Work(ctx context.Context, item []byte) ([]byte, error)
 	Close() error
 }
@@ -55,8 +60,9 @@ type QueueModel interface {
 	// every Open.
 	BindQueue(q Queue)
 	// QueueConfig says how many workers to run and how many items may wait
-	// before the model is held back.
-	QueueConfig() QueueConfig
+	// before the model is held back; ok is false for a model that has no
+	// queue (a model type may have one for some scripts only).
+	QueueConfig() (cfg QueueConfig, ok bool)
 	// NewWorker returns an independent worker of the model.
 	NewWorker() (Worker, error)
 	// Deliver hands the outcome of an item back to the model, in the order
@@ -71,8 +77,9 @@ type QueueConfig struct {
 	// that reaches it is held (it processes no more messages) until the
 	// workers catch up: backpressure rather than unbounded memory.
 	Limit int
-	// Retries is how many times a failing item is tried again before its
-	// error is delivered; Backoff is the first wait, doubled each time.
+	// Retries is how many times an item failing with ErrTemporary is tried
+	// again before its error is delivered; Backoff is the first wait,
+	// doubled each time.
 	Retries int
 	Backoff time.Duration
 }
@@ -139,8 +146,8 @@ type workQueue struct {
 	running bool
 }
 
-func newWorkQueue(r *runner, qm QueueModel) *workQueue {
-	return &workQueue{r: r, qm: qm, cfg: qm.QueueConfig().withDefaults()}
+func newWorkQueue(r *runner, qm QueueModel, cfg QueueConfig) *workQueue {
+	return &workQueue{r: r, qm: qm, cfg: cfg.withDefaults()}
 }
 
 // Push is the model's Queue: it records an item of the batch being
@@ -265,7 +272,7 @@ func (q *workQueue) work(ctx context.Context, w Worker) {
 		backoff := q.cfg.Backoff
 		for try := 0; ; try++ {
 			res.result, res.err = safeWork(ctx, w, it.Item)
-			if res.err == nil || errors.Is(res.err, ErrModelLimit) || try >= q.cfg.Retries || ctx.Err() != nil {
+			if res.err == nil || !errors.Is(res.err, ErrTemporary) || try >= q.cfg.Retries || ctx.Err() != nil {
 				break
 			}
 			q.r.log.Warn("work failed; trying again", "item", it.Seq, "err", res.err, "retry_in", backoff)
@@ -315,7 +322,9 @@ func (q *workQueue) drain(ctx context.Context) {
 	}
 }
 
-// deliver hands the model every outcome that is next in order.
+// deliver hands the model every outcome that is next in order. A failed
+// item counts as a failed message towards the model's error share, and its
+// error is recorded, as is an error of the model's Deliver.
 func (q *workQueue) deliver(ctx context.Context) {
 	for !q.r.isFailed() {
 		i := q.done - q.committedDone
@@ -327,15 +336,28 @@ func (q *workQueue) deliver(ctx context.Context) {
 			return
 		}
 		it := q.items[i]
+		label := fmt.Sprintf("work item %d", it.Seq)
+		r := q.r
+		r.window.seen++
+		if res.err != nil {
+			r.window.failed++
+			r.recordError(ModelError{Ident: r.spec.Ident, MsgID: label, Err: "work: " + res.err.Error()}, res.err)
+		}
 		err := safeDeliver(ctx, q.qm, it.Item, res.result, res.err)
 		q.done++
 		q.dirty = true
 		if err != nil {
 			if errors.Is(err, ErrModelLimit) {
-				q.r.fail(ctx, err.Error())
+				r.fail(ctx, err.Error())
 				return
 			}
-			q.r.recordError(ModelError{Ident: q.r.spec.Ident, MsgID: fmt.Sprintf("work item %d", it.Seq), Err: err.Error()}, err)
+			if res.err == nil {
+				r.window.failed++
+			}
+			r.recordError(ModelError{Ident: r.spec.Ident, MsgID: label, Err: err.Error()}, err)
+		}
+		if r.window.seen >= r.e.cfg.ErrorWindow {
+			r.checkErrorShare(ctx)
 		}
 	}
 }

@@ -39,11 +39,11 @@ func newQueueModel(ident string, cfg engine.QueueConfig) *queueModel {
 	return q
 }
 
-func (q *queueModel) BindQueue(qu engine.Queue)         { q.q = qu }
-func (q *queueModel) QueueConfig() engine.QueueConfig   { return q.cfg }
-func (q *queueModel) NewWorker() (engine.Worker, error) { return queueWorker{q}, nil }
-func (q *queueModel) Spec() *engine.ModelSpec           { return q.fakeModel.spec }
-func (q *queueModel) Close() error                      { return nil }
+func (q *queueModel) BindQueue(qu engine.Queue)               { q.q = qu }
+func (q *queueModel) QueueConfig() (engine.QueueConfig, bool) { return q.cfg, true }
+func (q *queueModel) NewWorker() (engine.Worker, error)       { return queueWorker{q}, nil }
+func (q *queueModel) Spec() *engine.ModelSpec                 { return q.fakeModel.spec }
+func (q *queueModel) Close() error                            { return nil }
 func (q *queueModel) Flush(ctx context.Context, w engine.RowWriter) error {
 	for item, n := range q.pending {
 		if err := w.Add(engine.Row{"timestamp": 0.0, "topic": item, "n": n}); err != nil {
@@ -232,8 +232,9 @@ func TestQueueBackpressure(t *testing.T) {
 	}
 }
 
-// TestQueueWorkErrors: failures are retried; an item that keeps failing is
-// delivered with its error; a limit error stops the model with nothing
+// TestQueueWorkErrors: temporary failures are retried, and delivered with
+// their error once the retries are spent; other failures are delivered at
+// once; both are recorded; a limit error stops the model with nothing
 // committed past its last good commit.
 func TestQueueWorkErrors(t *testing.T) {
 	db := openTestDB(t, "")
@@ -242,9 +243,11 @@ func TestQueueWorkErrors(t *testing.T) {
 	qm.work = func(item string, try int) (string, error) {
 		switch {
 		case strings.HasSuffix(item, "3") && try <= 2:
-			return "", errors.New("service unavailable")
+			return "", fmt.Errorf("service unavailable: %w", engine.ErrTemporary)
 		case item == msgs[7].Key:
 			return "", errors.New("no such build")
+		case item == msgs[9].Key:
+			return "", fmt.Errorf("connection refused: %w", engine.ErrTemporary)
 		}
 		return item + "!", nil
 	}
@@ -252,14 +255,24 @@ func TestQueueWorkErrors(t *testing.T) {
 	ingest(t, e, msgs...)
 	run(t, e)
 	want := wantQueueRows(msgs)
-	delete(want, msgs[7].Key)
-	want["error:"+msgs[7].Key] = 1
+	for _, i := range []int{7, 9} {
+		delete(want, msgs[i].Key)
+		want["error:"+msgs[i].Key] = 1
+	}
 	if got := db.counts(t, "q"); !equalCounts(got, want) {
 		t.Fatalf("rows: %s", countDiff(got, want))
 	}
-	v, _ := qm.tries.Load(msgs[7].Key)
-	if n := v.(*atomic.Int32).Load(); n != 4 {
-		t.Fatalf("the failing item was tried %d times, want 1 + 3 retries", n)
+	for _, c := range []struct {
+		i, tries int
+	}{{7, 1}, {9, 4}, {13, 3}, {12, 1}} {
+		v, _ := qm.tries.Load(msgs[c.i].Key)
+		if n := int(v.(*atomic.Int32).Load()); n != c.tries {
+			t.Errorf("item %s was tried %d times, want %d", msgs[c.i].Key, n, c.tries)
+		}
+	}
+	errs := db.modelErrors(t, "q")
+	if len(errs) != 2 || !strings.Contains(errs[0].Err, "no such build") || !strings.Contains(errs[1].Err, "connection refused") {
+		t.Fatalf("recorded errors: %+v", errs)
 	}
 
 	db2 := openTestDB(t, "")
