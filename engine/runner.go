@@ -554,7 +554,8 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 }
 
 // redo rebuilds the model's in-memory view from its last commit and
-// processes again, from the journal, every message up to where it had got.
+// processes again, from the journal, every message up to where it had got,
+// then delivers again the work outcomes it had been given.
 func (r *runner) redo(ctx context.Context) error {
 	target := r.cursor
 	r.cursor = r.committed
@@ -568,6 +569,17 @@ func (r *runner) redo(ctx context.Context) error {
 	if err := r.open(); err != nil {
 		return err
 	}
+	if err := r.reprocess(ctx, target); err != nil {
+		return err
+	}
+	if r.wq != nil && !r.isFailed() {
+		r.wq.deliver(ctx)
+	}
+	return nil
+}
+
+// reprocess processes the journal from the cursor up to target.
+func (r *runner) reprocess(ctx context.Context, target Position) error {
 	for r.cursor.Less(target) {
 		batch, err := r.e.store.Scan(ctx, r.cursor, r.e.cfg.ScanSize)
 		if err != nil {

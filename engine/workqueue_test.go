@@ -28,6 +28,10 @@ type queueModel struct {
 	tries   sync.Map // item -> *atomic.Int32
 	pending map[string]int64
 	workErr []string // items delivered with an error
+	// failFlushOn makes Flush fail while it holds this item's outcome,
+	// failFlushTimes times.
+	failFlushOn    string
+	failFlushTimes int
 }
 
 func newQueueModel(ident string, cfg engine.QueueConfig) *queueModel {
@@ -45,6 +49,11 @@ func (q *queueModel) NewWorker() (engine.Worker, error)       { return queueWork
 func (q *queueModel) Spec() *engine.ModelSpec                 { return q.fakeModel.spec }
 func (q *queueModel) Close() error                            { return nil }
 func (q *queueModel) Flush(ctx context.Context, w engine.RowWriter) error {
+	if _, ok := q.pending[q.failFlushOn]; ok && q.failFlushTimes > 0 {
+		q.failFlushTimes--
+		q.pending = map[string]int64{}
+		return errors.New("flush failed")
+	}
 	for item, n := range q.pending {
 		if err := w.Add(engine.Row{"timestamp": 0.0, "topic": item, "n": n}); err != nil {
 			return err
@@ -339,4 +348,36 @@ func countDiff(got, want map[string]int64) string {
 		out = out[:5]
 	}
 	return strings.Join(out, "; ")
+}
+
+// TestQueueFlushFailureRedelivers: when the commit that holds delivered
+// outcomes fails, the model is rebuilt from its last commit and the
+// outcomes are delivered to it again, so they are neither lost nor doubled.
+func TestQueueFlushFailureRedelivers(t *testing.T) {
+	msgs := queueMessages(t, 40)
+	for _, times := range []int{1, 2, 3} {
+		t.Run(fmt.Sprint(times), func(t *testing.T) {
+			db := openTestDB(t, "")
+			qm := newQueueModel("q", engine.QueueConfig{Workers: 2, Limit: 8})
+			qm.failFlushOn, qm.failFlushTimes = msgs[17].Key, times
+			e := newEngine(t, db, engine.Config{BatchSize: 5, FlushRetries: 3}, qm)
+			ingest(t, e, msgs...)
+			run(t, e)
+			st := db.model(t, "q")
+			if times == 3 {
+				// The same outcome breaks update every time: the model stops
+				// before the commit that would apply it.
+				if st.Status != "failed" {
+					t.Fatalf("status %q, want failed after %d flush failures", st.Status, times)
+				}
+				if got := db.counts(t, "q"); got[msgs[17].Key] != 0 {
+					t.Fatalf("the outcome of the failing flush was committed")
+				}
+				return
+			}
+			if got, want := db.counts(t, "q"), wantQueueRows(msgs); !equalCounts(got, want) {
+				t.Fatalf("status %s; rows: %s", st.Status, countDiff(got, want))
+			}
+		})
+	}
 }
