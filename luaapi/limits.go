@@ -23,6 +23,9 @@ type Limits struct {
 	// load; UpdateTimeout one call of update, which may write many rows.
 	CallTimeout   time.Duration
 	UpdateTimeout time.Duration
+	// WorkTimeout bounds one call of a queue model's work, which may wait
+	// for services over the network.
+	WorkTimeout time.Duration
 	// MaxString bounds a string built by string.rep or string.format.
 	MaxString int
 	// MemoryLimit bounds the growth of the process heap during one call. The
@@ -38,7 +41,7 @@ type Limits struct {
 
 // DefaultLimits are generous for real models and still stop a runaway one
 // long before it hurts the daemon.
-var DefaultLimits = Limits{CallTimeout: 2 * time.Second, UpdateTimeout: 20 * time.Second, MaxString: 16 << 20, MemoryLimit: 512 << 20}
+var DefaultLimits = Limits{CallTimeout: 2 * time.Second, UpdateTimeout: 20 * time.Second, WorkTimeout: 2 * time.Minute, MaxString: 16 << 20, MemoryLimit: 512 << 20}
 
 func (l Limits) withDefaults() Limits {
 	if l.CallTimeout <= 0 {
@@ -46,6 +49,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.UpdateTimeout <= 0 {
 		l.UpdateTimeout = DefaultLimits.UpdateTimeout
+	}
+	if l.WorkTimeout <= 0 {
+		l.WorkTimeout = DefaultLimits.WorkTimeout
 	}
 	if l.MaxString <= 0 {
 		l.MaxString = DefaultLimits.MaxString

@@ -53,6 +53,9 @@ type Options struct {
 	// folder of the scripts directory; LoadFS sets it).
 	Lib      fs.FS
 	LibLabel string
+	// Services are the HTTP services work functions may call; a script
+	// that declares a service not among them does not load.
+	Services Services
 }
 
 // Script is one compiled model file. Its byte code is compiled once and
@@ -77,6 +80,7 @@ type declaration struct {
 	columns     []schema.Column
 	key         []string
 	layout      json.RawMessage
+	queue       *queueDecl // nil for a script without work and done
 }
 
 // LoadDir loads every *.lua file directly in dir (sub-folders hold shared
@@ -267,7 +271,78 @@ func (s *Script) declare(opts Options) error {
 			return &ScriptError{File: s.Path, Line: p.LineDefined, Msg: fmt.Sprintf("function %s must take one argument (%s)", fn, map[string]string{"process": "msg", "update": "db"}[fn])}
 		}
 	}
-	return s.parseDecl(decl)
+	if err := s.parseDecl(decl); err != nil {
+		return err
+	}
+	return s.checkQueue(L, decl, opts)
+}
+
+// checkQueue checks the work and done functions of a script against its
+// queue declaration and the configured services.
+func (s *Script) checkQueue(L *lua.LState, decl *lua.LTable, opts Options) error {
+	work, hasWork := L.GetGlobal("work").(*lua.LFunction)
+	done, hasDone := L.GetGlobal("done").(*lua.LFunction)
+	qv := decl.RawGetString("queue")
+	switch {
+	case !hasWork && !hasDone && qv == lua.LNil:
+		return nil
+	case !hasWork || !hasDone:
+		return s.errAt("queue", "a work queue needs both work(item) and done(item, result, err) functions")
+	}
+	if work.Proto != nil && work.Proto.NumParameters < 1 {
+		return &ScriptError{File: s.Path, Line: work.Proto.LineDefined, Msg: "function work must take one argument (item)"}
+	}
+	if done.Proto != nil && done.Proto.NumParameters < 2 {
+		return &ScriptError{File: s.Path, Line: done.Proto.LineDefined, Msg: "function done must take the arguments (item, result, err)"}
+	}
+	q := &queueDecl{}
+	if qv != lua.LNil {
+		qt, ok := qv.(*lua.LTable)
+		if !ok {
+			return s.errAt("queue", "queue must be a table like {workers = 4, limit = 1000, retries = 5, services = {\"koji\"}}")
+		}
+		for _, k := range sortedKeys(qt) {
+			v := qt.RawGetString(k)
+			switch k {
+			case "workers", "limit", "retries":
+				n, ok := v.(lua.LNumber)
+				lo, hi := map[string]int{"workers": 1, "limit": 1, "retries": 0}[k], map[string]int{"workers": 64, "limit": 1_000_000, "retries": 100}[k]
+				if !ok || float64(n) != float64(int(n)) || int(n) < lo || int(n) > hi {
+					return s.errAt(k, "queue.%s must be a whole number from %d to %d", k, lo, hi)
+				}
+				switch k {
+				case "workers":
+					q.workers = int(n)
+				case "limit":
+					q.limit = int(n)
+				case "retries":
+					q.retries = int(n)
+					if n == 0 {
+						q.retries = -1 // engine.QueueConfig: negative means none
+					}
+				}
+			case "services":
+				lt, ok := v.(*lua.LTable)
+				if !ok {
+					return s.errAt("services", "queue.services must be a list of service names like {\"koji\"}")
+				}
+				for i := 1; i <= lt.Len(); i++ {
+					name, ok := lt.RawGetInt(i).(lua.LString)
+					if !ok || name == "" {
+						return s.errAt("services", "queue.services[%d] must be a service name", i)
+					}
+					if opts.Services == nil || !opts.Services.Has(string(name)) {
+						return s.errAt(string(name), "service %q is not configured: give its URL with --service %s=URL or in the [services] table of the config file", name, name)
+					}
+					q.services = append(q.services, string(name))
+				}
+			default:
+				return s.errAt(k, "unknown field %q in queue = {...} (known: workers, limit, retries, services)", k)
+			}
+		}
+	}
+	s.decl.queue = q
+	return nil
 }
 
 func currentLine(L *lua.LState) int {
@@ -321,14 +396,14 @@ func containsWord(l, needle string, whole bool) bool {
 
 var declFields = map[string]bool{
 	"name": true, "summary": true, "description": true, "interval": true, "intervals": true,
-	"backlog": true, "topics": true, "columns": true, "key": true, "layout": true,
+	"backlog": true, "topics": true, "columns": true, "key": true, "layout": true, "queue": true,
 }
 
 func (s *Script) parseDecl(t *lua.LTable) error {
 	d := s.decl
 	for _, k := range sortedKeys(t) {
 		if !declFields[k] {
-			return s.errAt(k, "unknown field %q in model{...} (known: name, summary, description, interval, intervals, backlog, topics, columns, key, layout)", k)
+			return s.errAt(k, "unknown field %q in model{...} (known: name, summary, description, interval, intervals, backlog, topics, columns, key, layout, queue)", k)
 		}
 	}
 	str := func(field string, required bool) (string, error) {

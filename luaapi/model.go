@@ -39,6 +39,18 @@ type Model struct {
 	writer engine.RowWriter
 	dbT    *lua.LTable
 	guard  *guard
+	// queue is what queue.push writes to (see queue.go); done is the
+	// script's done function.
+	queue engine.Queue
+	done  *lua.LFunction
+	// worker is set on the instances that run work (see worker.go): they
+	// have no state, db or queue, and they have http.
+	worker bool
+	// workCtx is the context of the work call under way, for http.
+	workCtx context.Context
+	// temporary is set when the running work call raised an error worth
+	// trying again (http could not reach its service, or retry()).
+	temporary bool
 	// sizeCount is the table entries counted at the last size check;
 	// untilSizeCheck counts process calls down to the next one.
 	sizeCount, sizeCalls, untilSizeCheck int
@@ -65,6 +77,32 @@ func (m *Model) Open(st engine.State) error {
 		m.Close()
 	}
 	m.state = st
+	L, err := m.boot()
+	if err != nil {
+		return err
+	}
+	pf, ok1 := L.GetGlobal("process").(*lua.LFunction)
+	uf, ok2 := L.GetGlobal("update").(*lua.LFunction)
+	if !ok1 || !ok2 {
+		L.Close()
+		m.closeGuard()
+		return &ScriptError{File: m.script.Path, Msg: "process and update must be functions"}
+	}
+	m.L, m.process, m.update = L, pf, uf
+	m.done, _ = L.GetGlobal("done").(*lua.LFunction)
+	m.msgT = L.NewTable()
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(m.lazyField))
+	L.SetMetatable(m.msgT, mt)
+	m.dbT = newDBTable(L, m)
+	m.sizeCount, m.sizeCalls = 0, 64
+	m.untilSizeCheck = 64
+	return nil
+}
+
+// boot builds an LState with the sandbox, the limits and the host API, and
+// runs the script's top level in it.
+func (m *Model) boot() (*lua.LState, error) {
 	L := newState()
 	lim := m.opts.Limits.withDefaults()
 	capStrings(L, lim.MaxString)
@@ -82,26 +120,11 @@ func (m *Model) Open(st engine.State) error {
 		L.Close()
 		m.closeGuard()
 		if lerr := m.guard.limitErr(); lerr != nil {
-			return lerr
+			return nil, lerr
 		}
-		return luaError(m.script.Path, err)
+		return nil, luaError(m.script.Path, err)
 	}
-	pf, ok1 := L.GetGlobal("process").(*lua.LFunction)
-	uf, ok2 := L.GetGlobal("update").(*lua.LFunction)
-	if !ok1 || !ok2 {
-		L.Close()
-		m.closeGuard()
-		return &ScriptError{File: m.script.Path, Msg: "process and update must be functions"}
-	}
-	m.L, m.process, m.update = L, pf, uf
-	m.msgT = L.NewTable()
-	mt := L.NewTable()
-	mt.RawSetString("__index", L.NewFunction(m.lazyField))
-	L.SetMetatable(m.msgT, mt)
-	m.dbT = newDBTable(L, m)
-	m.sizeCount, m.sizeCalls = 0, 64
-	m.untilSizeCheck = 64
-	return nil
+	return L, nil
 }
 
 // Close releases the LState.
@@ -130,12 +153,18 @@ func (e *scriptErr) Error() string     { return e.msg }
 func (e *scriptErr) Traceback() string { return e.trace }
 
 func (m *Model) call(fn *lua.LFunction, arg lua.LValue, limit time.Duration) error {
+	return m.callN(fn, 0, limit, arg)
+}
+
+// callN calls fn under the model's limits, leaving nret results on the
+// stack when it succeeds.
+func (m *Model) callN(fn *lua.LFunction, nret int, limit time.Duration, args ...lua.LValue) error {
 	L := m.L
 	if L == nil {
 		return errors.New("model is not open")
 	}
 	m.guard.enter(limit)
-	err := L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, arg)
+	err := L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
 	m.guard.leave()
 	if err != nil {
 		L.SetTop(0)

@@ -25,6 +25,9 @@ func installHost(L *lua.LState, m *Model) {
 	registerCounterType(L)
 	L.SetGlobal("state", stateModule(L, m))
 	L.SetGlobal("json", jsonModule(L))
+	L.SetGlobal("queue", queueModule(L, m))
+	L.SetGlobal("http", httpModule(L, m))
+	L.SetGlobal("retry", L.NewFunction(luaRetry(m)))
 	installRequire(L, m.opts.Lib, m.opts.LibLabel)
 	if m.opts.Meta != nil {
 		L.SetGlobal("meta", metaModule(L, m, m.opts.Meta))
@@ -86,6 +89,9 @@ func (m *Model) luaBucket(L *lua.LState) int {
 func stateModule(L *lua.LState, m *Model) *lua.LTable {
 	t := L.NewTable()
 	need := func(L *lua.LState) engine.State {
+		if m.worker {
+			L.RaiseError("state is not available in work(item): return what done needs, and keep state there")
+		}
 		if m.state == nil {
 			L.RaiseError("state is not available while the script loads; use it in process or update")
 		}

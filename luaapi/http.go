@@ -1,0 +1,202 @@
+package luaapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Services are the HTTP services a work function may call, by name. A
+// script names the services it needs in queue = {services = {...}}, and
+// loads only when each of them is configured: scripts never see URLs, and
+// never reach a host the operator did not list.
+type Services interface {
+	Has(name string) bool
+	// Do sends one request to the named service.
+	Do(ctx context.Context, service string, req *HTTPRequest) (*HTTPResponse, error)
+}
+
+// HTTPRequest is a request of a work function; Path is relative to the
+// service's base URL.
+type HTTPRequest struct {
+	Method      string
+	Path        string
+	ContentType string
+	Body        []byte
+}
+
+// HTTPResponse is what a service answered.
+type HTTPResponse struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// HTTPServices are Services reached over HTTP.
+type HTTPServices struct {
+	// URLs maps a service name to its base URL.
+	URLs map[string]string
+	// Client sends the requests; nil means a client with a 30 s timeout.
+	Client *http.Client
+	// MaxBody bounds a response body; 0 means 16 MiB.
+	MaxBody int64
+}
+
+// Has reports whether the service is configured.
+func (s *HTTPServices) Has(name string) bool {
+	_, ok := s.URLs[name]
+	return ok
+}
+
+// Names lists the configured services, for messages.
+func (s *HTTPServices) Names() []string {
+	var out []string
+	for n := range s.URLs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
+
+// Do sends the request to the service's base URL joined with its path.
+func (s *HTTPServices) Do(ctx context.Context, service string, req *HTTPRequest) (*HTTPResponse, error) {
+	base, ok := s.URLs[service]
+	if !ok {
+		return nil, fmt.Errorf("service %q is not configured", service)
+	}
+	u, err := joinURL(base, req.Path)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, u, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, err
+	}
+	if req.ContentType != "" {
+		hr.Header.Set("Content-Type", req.ContentType)
+	}
+	hr.Header.Set("User-Agent", "statscache")
+	c := s.Client
+	if c == nil {
+		c = defaultHTTPClient
+	}
+	resp, err := c.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	max := s.MaxBody
+	if max <= 0 {
+		max = 16 << 20
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer: %w", err)
+	}
+	if int64(len(body)) > max {
+		return nil, fmt.Errorf("the answer is over the limit of %d bytes", max)
+	}
+	return &HTTPResponse{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body}, nil
+}
+
+// joinURL appends a path (with its query) to a base URL.
+func joinURL(base, path string) (string, error) {
+	if path == "" {
+		return base, nil
+	}
+	if strings.Contains(path, "://") || strings.HasPrefix(path, "//") {
+		return "", fmt.Errorf("path %q must be relative to the service's URL", path)
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("service URL %q: %w", base, err)
+	}
+	p, q, _ := strings.Cut(path, "?")
+	b.Path = strings.TrimSuffix(b.Path, "/") + "/" + strings.TrimPrefix(p, "/")
+	if q != "" {
+		b.RawQuery = q
+	}
+	return b.String(), nil
+}
+
+// httpModule: in work(item) only,
+//
+//	http.get(service, path) -> body, status
+//	http.post(service, path, body [, content_type]) -> body, status
+//
+// Any answer is returned, whatever its status: the script decides what a
+// 404 or a 503 means. A service that cannot be reached raises an error that
+// the engine retries with backoff, as does retry(reason).
+func httpModule(L *lua.LState, m *Model) *lua.LTable {
+	t := L.NewTable()
+	do := func(L *lua.LState, name string, req *HTTPRequest, service string) int {
+		if !m.worker || m.workCtx == nil {
+			L.RaiseError("http.%s is only available in work(item): process, update and done must not wait for the network", name)
+		}
+		if !m.declaresService(service) {
+			L.RaiseError("http.%s: service %q is not declared in queue = {services = {...}}", name, service)
+		}
+		if m.opts.Services == nil || !m.opts.Services.Has(service) {
+			L.RaiseError("http.%s: service %q is not configured", name, service)
+		}
+		done := m.guard.inHost()
+		resp, err := m.opts.Services.Do(m.workCtx, service, req)
+		done()
+		if err != nil {
+			m.temporary = !errors.Is(err, context.Canceled)
+			L.RaiseError("http.%s %s %s: %v", name, service, req.Path, err)
+		}
+		L.Push(lua.LString(resp.Body))
+		L.Push(lua.LNumber(resp.Status))
+		return 2
+	}
+	L.SetFuncs(t, map[string]lua.LGFunction{
+		"get": func(L *lua.LState) int {
+			service, path := L.CheckString(1), L.OptString(2, "")
+			return do(L, "get", &HTTPRequest{Method: http.MethodGet, Path: path}, service)
+		},
+		"post": func(L *lua.LState) int {
+			service, path, body := L.CheckString(1), L.CheckString(2), L.CheckString(3)
+			ct := L.OptString(4, "application/octet-stream")
+			return do(L, "post", &HTTPRequest{Method: http.MethodPost, Path: path, ContentType: ct, Body: []byte(body)}, service)
+		},
+	})
+	return t
+}
+
+// luaRetry: retry(reason) gives up on this try of the work item and asks
+// for another later, with backoff; after the declared retries the item is
+// delivered to done with the reason as its error.
+func luaRetry(m *Model) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if !m.worker {
+			L.RaiseError("retry is only available in work(item)")
+		}
+		m.temporary = true
+		L.RaiseError("%s", L.OptString(1, "retry"))
+		return 0
+	}
+}
+
+func (m *Model) declaresService(name string) bool {
+	if m.script.decl == nil || m.script.decl.queue == nil {
+		return false
+	}
+	for _, s := range m.script.decl.queue.services {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
