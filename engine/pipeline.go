@@ -282,6 +282,9 @@ type RunnerStats struct {
 	Errors    int64 // process errors in this engine run
 	Failed    string
 	Cursor    Position
+	// Queued is how many work items the model's last commit left waiting
+	// for its workers (0 for a model without a queue).
+	Queued int64
 }
 
 // Stats returns every model's progress in this run, in the order the

@@ -35,6 +35,8 @@ type runner struct {
 	// hold is a watermark of this runner's own (unix µs), set while the
 	// archive fills history only it needs; math.MaxInt64 when unset.
 	hold atomic.Int64
+	// queued mirrors the committed length of the work queue, for Stats.
+	queued atomic.Int64
 	// promoteTo is set on a shadow runner rebuilding the table of that
 	// model; it replaces the model when it reaches the head of the journal.
 	promoteTo string
@@ -126,7 +128,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 func (r *runner) stats() RunnerStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos}
+	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load()}
 }
 
 func (r *runner) isFailed() bool {

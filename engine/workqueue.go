@@ -186,6 +186,7 @@ func (q *workQueue) start(ctx context.Context) error {
 		}
 	}
 	q.seq, q.done = q.committedSeq, q.committedDone
+	q.r.queued.Store(q.committedSeq - q.committedDone)
 	q.items = items
 	q.pushed = nil
 	q.results = map[int64]workResult{}
@@ -387,6 +388,7 @@ func (q *workQueue) committed() {
 	}
 	q.items = append(q.items[n:], q.pushed...)
 	q.committedDone, q.committedSeq = q.done, q.seq
+	q.r.queued.Store(q.committedSeq - q.committedDone)
 	if len(q.pushed) > 0 {
 		q.mu.Lock()
 		q.todo = append(q.todo, q.pushed...)

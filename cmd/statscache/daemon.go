@@ -475,7 +475,7 @@ func (d *daemon) watermarkLoop(ctx context.Context) {
 // reload loads every script again and swaps the running set (SIGHUP).
 func (d *daemon) reload(ctx context.Context) engine.ReloadResult {
 	start := time.Now()
-	models, errs := loadScripts(d.cfg.scripts, luaapi.Options{Logger: d.log})
+	models, errs := loadScripts(d.cfg.scripts, d.cfg.luaOptions(d.log))
 	var failed []string
 	var msgs []string
 	for _, err := range errs {
@@ -557,7 +557,7 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		out.Journal = map[string]any{"messages": js.Messages, "late": js.Late, "rejected": js.Rejects}
 	}
 	for _, s := range d.p.eng.Stats() {
-		out.Models = append(out.Models, map[string]any{"ident": s.Ident, "processed": s.Processed, "errors": s.Errors, "failed": s.Failed})
+		out.Models = append(out.Models, map[string]any{"ident": s.Ident, "processed": s.Processed, "errors": s.Errors, "failed": s.Failed, "queued": s.Queued})
 	}
 	d.mu.Lock()
 	out.Reloads = append(out.Reloads, d.reloads...)

@@ -62,6 +62,7 @@ var (
 	descProcessed = prometheus.NewDesc("statscache_model_processed_total", "Messages a model has processed in this run.", []string{"model"}, nil)
 	descErrors    = prometheus.NewDesc("statscache_model_errors_total", "Messages a model's process failed on in this run.", []string{"model"}, nil)
 	descFailed    = prometheus.NewDesc("statscache_model_failed", "1 when the model is stopped (quarantined).", []string{"model"}, nil)
+	descQueued    = prometheus.NewDesc("statscache_model_queue_items", "Work items a model has committed and not yet had the outcome of.", []string{"model"}, nil)
 	descLag       = prometheus.NewDesc("statscache_model_lag_seconds", "How far the model's committed cursor is behind the wall clock.", []string{"model"}, nil)
 	descWatermark = prometheus.NewDesc("statscache_watermark_seconds", "Models process messages older than this (Unix seconds).", nil, nil)
 	descBackfill  = prometheus.NewDesc("statscache_backfill_messages_total", "Messages fetched from the archive.", nil, nil)
@@ -70,7 +71,7 @@ var (
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descProcessed, descErrors, descFailed, descLag, descWatermark, descBackfill, descWindows, descETA} {
+	for _, d := range []*prometheus.Desc{descProcessed, descErrors, descFailed, descQueued, descLag, descWatermark, descBackfill, descWindows, descETA} {
 		ch <- d
 	}
 }
@@ -85,6 +86,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			failed = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, failed, s.Ident)
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Queued), s.Ident)
 		if !s.Cursor.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, now-float64(s.Cursor.TimeUS)/1e6, s.Ident)
 		}

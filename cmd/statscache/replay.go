@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +40,7 @@ type common struct {
 	cpuProfile          string
 	epoch               time.Time // where a new model's history starts (daemon)
 	holdNew             bool      // hold new models until their history is filled (daemon)
+	services            serviceFlag
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -51,6 +54,40 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxBytes, "max-bytes", engine.DefaultLimits.MaxBytes, "reject records larger than this many bytes")
 	fs.IntVar(&c.maxDepth, "max-depth", engine.DefaultLimits.MaxDepth, "reject records nested deeper than this")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a Go CPU profile to `file` (for benchmarking)")
+	fs.Var(&c.services, "service", "`name=URL` of an HTTP service that work functions may call, e.g. koji=https://koji.fedoraproject.org/kojihub (repeatable)")
+}
+
+// luaOptions are the options every command loads scripts with.
+func (c *common) luaOptions(log *slog.Logger) luaapi.Options {
+	return luaapi.Options{Logger: log, Services: &luaapi.HTTPServices{URLs: c.services.urls}}
+}
+
+// serviceFlag is the repeatable --service name=URL.
+type serviceFlag struct{ urls map[string]string }
+
+func (f *serviceFlag) String() string {
+	var out []string
+	for n, u := range f.urls {
+		out = append(out, n+"="+u)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func (f *serviceFlag) Set(v string) error {
+	name, raw, ok := strings.Cut(v, "=")
+	if !ok || name == "" || raw == "" {
+		return fmt.Errorf("want name=URL, e.g. koji=https://koji.fedoraproject.org/kojihub")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("service %s: %q is not an http or https URL", name, raw)
+	}
+	if f.urls == nil {
+		f.urls = map[string]string{}
+	}
+	f.urls[name] = raw
+	return nil
 }
 
 func (c *common) validate() error {
@@ -78,7 +115,7 @@ func (c *common) limits() engine.Limits {
 
 // loadModels loads the scripts and reports each one that does not load.
 func loadModels(c *common, log *slog.Logger, stderr io.Writer) ([]*luaapi.Model, int) {
-	models, errs := loadScripts(c.scripts, luaapi.Options{Logger: log})
+	models, errs := loadScripts(c.scripts, c.luaOptions(log))
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
 	}

@@ -74,6 +74,17 @@ func applyConfig(fset *flag.FlagSet, path string) error {
 	}
 	given := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// [services] name = "URL" is the table form of --service name=URL.
+	if svc, ok := raw["services"].(map[string]any); ok && fset.Lookup("service") != nil {
+		delete(raw, "services")
+		if !given["service"] {
+			for name, u := range svc {
+				if err := fset.Set("service", fmt.Sprintf("%s=%v", name, u)); err != nil {
+					return fmt.Errorf("config %s: services: %w", path, err)
+				}
+			}
+		}
+	}
 	for k, v := range raw {
 		f := fset.Lookup(k)
 		if f == nil || k == "config" {
