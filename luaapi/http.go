@@ -25,6 +25,12 @@ type Services interface {
 	Do(ctx context.Context, service string, req *HTTPRequest) (*HTTPResponse, error)
 }
 
+// ErrBadRequest is wrapped by Services errors that trying again cannot
+// mend (a path that is not relative, a request no recorded answer matches);
+// any other error of Do is taken as the service being unreachable, which
+// the engine retries.
+var ErrBadRequest = errors.New("bad request")
+
 // HTTPRequest is a request of a work function; Path is relative to the
 // service's base URL.
 type HTTPRequest struct {
@@ -73,7 +79,7 @@ var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
 func (s *HTTPServices) Do(ctx context.Context, service string, req *HTTPRequest) (*HTTPResponse, error) {
 	base, ok := s.URLs[service]
 	if !ok {
-		return nil, fmt.Errorf("service %q is not configured", service)
+		return nil, fmt.Errorf("service %q is not configured: %w", service, ErrBadRequest)
 	}
 	u, err := joinURL(base, req.Path)
 	if err != nil {
@@ -116,7 +122,7 @@ func joinURL(base, path string) (string, error) {
 		return base, nil
 	}
 	if strings.Contains(path, "://") || strings.HasPrefix(path, "//") {
-		return "", fmt.Errorf("path %q must be relative to the service's URL", path)
+		return "", fmt.Errorf("path %q must be relative to the service's URL: %w", path, ErrBadRequest)
 	}
 	b, err := url.Parse(base)
 	if err != nil {
@@ -154,8 +160,8 @@ func httpModule(L *lua.LState, m *Model) *lua.LTable {
 		resp, err := m.opts.Services.Do(m.workCtx, service, req)
 		done()
 		if err != nil {
-			m.temporary = !errors.Is(err, context.Canceled)
-			L.RaiseError("http.%s %s %s: %v", name, service, req.Path, err)
+			m.temporary = !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBadRequest)
+			L.RaiseError("http.%s %s %q: %v", name, service, req.Path, err)
 		}
 		L.Push(lua.LString(resp.Body))
 		L.Push(lua.LNumber(resp.Status))

@@ -332,7 +332,11 @@ func (s *Script) checkQueue(L *lua.LState, decl *lua.LTable, opts Options) error
 						return s.errAt("services", "queue.services[%d] must be a service name", i)
 					}
 					if opts.Services == nil || !opts.Services.Has(string(name)) {
-						return s.errAt(string(name), "service %q is not configured: give its URL with --service %s=URL or in the [services] table of the config file", name, name)
+						hint := fmt.Sprintf("give its URL with --service %s=URL or in the [services] table of the config file", name)
+						if h, ok := opts.Services.(interface{ Hint(string) string }); ok {
+							hint = h.Hint(string(name))
+						}
+						return s.errAt(string(name), "service %q is not configured: %s", name, hint)
 					}
 					q.services = append(q.services, string(name))
 				}

@@ -27,6 +27,9 @@
 //     "ident": [] for a model that should write nothing), and so does an
 //     ident the script does not declare.
 //
+//   - foo.services.json: for a script with a work queue, the recorded
+//     answers of the HTTP services its work function calls (see Fixtures).
+//
 // A script with neither file has no examples: it is reported, not failed.
 //
 // # How a script is run
@@ -168,7 +171,12 @@ func RunScript(ctx context.Context, path string, lib *meta.Library, opts Options
 		opts.Timeout = time.Minute
 	}
 	res := &ScriptResult{Script: path}
-	lopts := luaapi.Options{Logger: opts.Logger, Meta: lib}
+	svc, err := LoadFixtures(ServicesPath(path))
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	lopts := luaapi.Options{Logger: opts.Logger, Meta: lib, Services: svc}
 	load := func() ([]*luaapi.Model, error) { return luaapi.LoadFile(path, lopts) }
 	models, err := load()
 	if err != nil {
@@ -274,11 +282,15 @@ func RunScript(ctx context.Context, path string, lib *meta.Library, opts Options
 			mr.Problems = append(mr.Problems, "the engine stopped the model: "+st.Reason)
 		}
 		if errs := store.Errors(spec.Ident); len(errs) > 0 {
-			mr.Problems = append(mr.Problems, fmt.Sprintf("process failed on %d of %d messages:", len(errs), len(msgs)))
+			mr.Problems = append(mr.Problems, fmt.Sprintf("%d errors in process, work or done, over %d messages:", len(errs), len(msgs)))
 			for i, e := range errs {
 				if i == 3 {
 					mr.Problems = append(mr.Problems, fmt.Sprintf("  ... and %d more", len(errs)-3))
 					break
+				}
+				if e.TimeUS == 0 && strings.HasPrefix(e.MsgID, "work item") {
+					mr.Problems = append(mr.Problems, fmt.Sprintf("  %s: %s", e.MsgID, e.Err))
+					continue
 				}
 				mr.Problems = append(mr.Problems, fmt.Sprintf("  message %s (%s): %s", e.MsgID, time.UnixMicro(e.TimeUS).UTC().Format(time.RFC3339Nano), e.Err))
 			}

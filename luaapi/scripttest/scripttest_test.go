@@ -148,7 +148,7 @@ func TestRuntimeErrorEveryMessage(t *testing.T) {
 	if !failed {
 		t.Fatalf("passed:\n%s", out)
 	}
-	for _, want := range []string{"FAIL  boom-1m", "process failed on 3 of 3 messages", "boom.lua:13: boom on 2015-a"} {
+	for _, want := range []string{"FAIL  boom-1m", "3 errors in process, work or done, over 3 messages", "boom.lua:13: boom on 2015-a"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -250,5 +250,67 @@ func TestRunFilter(t *testing.T) {
 	out, failed := runReport(t, dir, Options{Run: regexp.MustCompile(`^count-1m$`)})
 	if failed || !strings.Contains(out, "--    count") || strings.Contains(out, "bad.lua") {
 		t.Errorf("want only count:\n%s", out)
+	}
+}
+
+const lookupScript = `model {
+  name = "lookup", summary = "s", description = "d",
+  columns = {{name = "build", type = "integer", key = true}, {name = "owner", type = "text"}},
+  queue = {services = {"koji"}, retries = 0},
+}
+local got = {}
+function process(msg) queue.push(msg.body.build_id) end
+function work(id)
+  local body, status = http.post("koji", "", "<int>" .. id .. "</int>", "text/xml")
+  if status ~= 200 then error("status " .. status) end
+  return body
+end
+function done(id, owner, err)
+  if err then error(err) end
+  got[#got + 1] = {timestamp = 0, build = id, owner = owner}
+end
+function update(db) for _, r in ipairs(got) do db:upsert(r) end got = {} end
+`
+
+const lookupInput = `{"msg_id": "2015-a", "topic": "t", "timestamp": 1439121600.0, "msg": {"build_id": 7}}
+{"msg_id": "2015-b", "topic": "t", "timestamp": 1439121601.0, "msg": {"build_id": 8}}
+`
+
+// Queue scripts run offline against recorded service answers.
+func TestServiceFixtures(t *testing.T) {
+	want := `{"lookup": [{"timestamp": 0, "build": 7, "owner": "kevin"}, {"timestamp": 0, "build": 8, "owner": "ralph"}]}`
+	tests := []struct {
+		name     string
+		services string // "" for no file
+		ok       bool
+		wantOut  []string
+	}{
+		{"Pass", `{"koji": [{"method": "POST", "body_contains": "<int>7<", "body": "kevin"}, {"body_file": "eight.txt"}]}`, true, []string{"ok    lookup"}},
+		{"NoAnswer", `{"koji": [{"method": "POST", "body_contains": "<int>7<", "body": "kevin"}]}`, false,
+			[]string{"work item 2", `no answer in`, `matches POST koji "" with body "<int>8</int>"`}},
+		{"NoFile", "", false, []string{`service "koji" is not configured: record its answers in`, "lookup.services.json"}},
+		{"BadFile", `{"koji": [{"method": "POST", "bdy": "x"}]}`, false, []string{`unknown field "bdy"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{
+				"lookup.lua":                lookupScript,
+				"examples/lookup.jsonl":     lookupInput,
+				"examples/lookup.want.json": want,
+				"examples/eight.txt":        "ralph",
+			}
+			if tc.services != "" {
+				files["examples/lookup.services.json"] = tc.services
+			}
+			out, failed := runReport(t, writeScripts(t, files), Options{})
+			if failed == tc.ok {
+				t.Fatalf("failed = %v, want %v:\n%s", failed, !tc.ok, out)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }
