@@ -160,6 +160,13 @@ func LoadFile(path string, opts Options) ([]*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load script: %w", err)
 	}
+	if opts.Lib == nil {
+		// Shared helpers live in the lib folder beside the script.
+		lib := filepath.Join(filepath.Dir(path), "lib")
+		if st, err := os.Stat(lib); err == nil && st.IsDir() {
+			opts.Lib, opts.LibLabel = os.DirFS(lib), lib
+		}
+	}
 	return LoadSource(path, src, opts)
 }
 

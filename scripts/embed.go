@@ -6,10 +6,10 @@ package scripts
 
 import "embed"
 
-// FS holds the shipped models (*.lua), the fedmsg.meta rules (meta/)
-// and the sample.
+// FS holds the shipped models (*.lua), their shared helpers (lib/), the
+// fedmsg.meta rules (meta/) and the sample.
 //
-//go:embed *.lua sample/messages.jsonl all:meta
+//go:embed *.lua sample/messages.jsonl all:meta all:lib
 var FS embed.FS
 
 // SamplePath is the path in FS of a few hundred real Fedora bus messages
