@@ -149,7 +149,7 @@ type testDB struct {
 	sql   *sql.DB
 }
 
-func openTestDB(t *testing.T, path string) *testDB {
+func openTestDB(t testing.TB, path string) *testDB {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "t.db")

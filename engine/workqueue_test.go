@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func wantQueueRows(msgs []*engine.Message) map[string]int64 {
 	return want
 }
 
-func queueLen(t *testing.T, db *testDB, ident string) (n, seq int64) {
+func queueLen(t testing.TB, db *testDB, ident string) (n, seq int64) {
 	t.Helper()
 	if err := db.sql.QueryRow(`SELECT count(*) FROM model_queue WHERE ident = ?`, ident).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -380,4 +381,37 @@ func TestQueueFlushFailureRedelivers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkWorkQueue measures the queue's own cost: one item per message,
+// workers that answer at once, every outcome delivered and committed.
+func BenchmarkWorkQueue(b *testing.B) {
+	msgs := make([]*engine.Message, 0, b.N)
+	for i := range b.N {
+		var d engine.Decoder
+		m, err := d.Decode(fmt.Appendf(nil, `{"msg_id": "2024-k%09d", "topic": "t", "timestamp": %d, "msg": {}}`, i, 1000+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	db := openTestDB(b, filepath.Join(b.TempDir(), "b.db"))
+	qm := newQueueModel("q", engine.QueueConfig{Workers: 2, Limit: 1000})
+	qm.work = func(item string, try int) (string, error) { return item + "!", nil }
+	e := engine.New(db.store, quietConfig(engine.Config{}))
+	if err := e.Add(context.Background(), qm); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.Ingest(context.Background(), msgs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	if err := e.Run(context.Background(), false); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if n, _ := queueLen(b, db, "q"); n != 0 {
+		b.Fatalf("%d items left", n)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
 }

@@ -9,8 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"time"
 
+	"statscache/cmd/statscache/kojitest"
 	"statscache/engine/archive/dgtest"
 	"statscache/engine/bus"
 	"statscache/scripts"
@@ -32,7 +35,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.scripts = "embedded"
 	rate := fset.Duration("every", 500*time.Millisecond, "how often the local publisher sends a message")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: statscache demo [flags]\n\nThe daemon over a local fedmsg publisher and a local datagrepper, both\nserving the bundled sample of real bus messages: the archive holds the last\nhour of history, the publisher sends a message every half second.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: statscache demo [flags]\n\nThe daemon over a local fedmsg publisher and a local datagrepper, both\nserving the bundled sample of real bus messages: the archive holds the last\nhour of history, the publisher sends a message every half second. A local\nstand-in for Koji hub answers the build-durations model (unless --service\nkoji=URL is given).\n\nFlags:")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -75,6 +78,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pub.Publish(m.Topic, env)
 		}
 	}()
+	if cfg.services.urls["koji"] == "" {
+		// A local stand-in for Koji hub, for the build-durations model.
+		url, stop, err := serveKoji(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "statscache demo:", err)
+			return 1
+		}
+		defer stop()
+		cfg.services.Set("koji=" + url)
+	}
 	cfg.buses = []string{pub.Endpoint()}
 	cfg.topics = topics.vals
 	cfg.datagrepper = dg.URL
@@ -85,6 +98,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.settle = 2 * time.Second // the local archive has everything at once
 	}
 	return runDaemon(ctx, cfg, epoch, stdout, stderr)
+}
+
+// serveKoji serves kojitest's stand-in for Koji hub on a loopback port,
+// answering like a busy hub (tens of milliseconds a call).
+func serveKoji(ctx context.Context) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("koji stand-in: %w", err)
+	}
+	srv := &http.Server{Handler: kojitest.New(kojitest.Options{Delay: 40 * time.Millisecond}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/kojihub", func() { srv.Close() }, nil
 }
 
 // sampleRecords returns the bundled sample, one raw record per element.
