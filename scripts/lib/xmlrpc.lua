@@ -14,6 +14,9 @@ local M = {}
 local entities = {lt = "<", gt = ">", amp = "&", quot = '"', apos = "'"}
 
 local function unescape(s)
+  if not s:find("&", 1, true) then
+    return s
+  end
   return (s:gsub("&(#?x?)(%w+);", function(kind, name)
     if kind == "" then
       return entities[name]
@@ -93,7 +96,13 @@ function M.call(method, ...)
   return table.concat(out)
 end
 
--- The parser: a cursor over the document, one tag at a time.
+-- The parser: a cursor over the document, one tag at a time. It finds
+-- plain strings and compares bytes rather than matching patterns: a Lua
+-- pattern is compiled on every call, which made parsing a getBuild answer
+-- cost milliseconds.
+
+local SPACE = {[32] = true, [9] = true, [10] = true, [13] = true}
+local LT, GT, SLASH, QUESTION, BANG = 60, 62, 47, 63, 33
 
 local function fail(msg)
   error("xmlrpc: " .. msg, 0)
@@ -102,17 +111,17 @@ end
 -- skip moves past whitespace, comments and the XML declaration.
 local function skip(s, pos)
   while true do
-    local _, e = s:find("^%s+", pos)
-    if e then
-      pos = e + 1
+    while SPACE[s:byte(pos)] do
+      pos = pos + 1
     end
-    if s:sub(pos, pos + 1) == "<?" then
+    local b1, b2 = s:byte(pos, pos + 1)
+    if b1 == LT and b2 == QUESTION then
       local _, e2 = s:find("?>", pos, true)
       if not e2 then
         fail("unterminated <?...?>")
       end
       pos = e2 + 1
-    elseif s:sub(pos, pos + 3) == "<!--" then
+    elseif b1 == LT and b2 == BANG and s:sub(pos, pos + 3) == "<!--" then
       local _, e2 = s:find("-->", pos, true)
       if not e2 then
         fail("unterminated comment")
@@ -128,11 +137,28 @@ end
 -- (<x/>), and the position after it.
 local function tag(s, pos)
   pos = skip(s, pos)
-  local b, e, close, name, empty = s:find("^<(/?)([%w_.:-]+)[^>]-(/?)>", pos)
-  if not b then
+  local e = s:byte(pos) == LT and s:find(">", pos, true)
+  if not e or e == pos + 1 then
     fail("expected a tag at byte " .. pos .. ": " .. s:sub(pos, pos + 40))
   end
-  return name, close == "/", empty == "/", e + 1
+  local from, to = pos + 1, e - 1
+  local close = s:byte(from) == SLASH
+  if close then
+    from = from + 1
+  end
+  local empty = s:byte(to) == SLASH
+  if empty then
+    to = to - 1
+  end
+  local name = s:sub(from, to)
+  local sp = name:find(" ", 1, true) or name:find("\n", 1, true) or name:find("\t", 1, true)
+  if sp then
+    name = name:sub(1, sp - 1) -- attributes, unused in XML-RPC
+  end
+  if name == "" then
+    fail("expected a tag at byte " .. pos .. ": " .. s:sub(pos, pos + 40))
+  end
+  return name, close, empty, e + 1
 end
 
 local function expect(s, pos, want, closing)
@@ -145,11 +171,12 @@ end
 
 -- text reads character data up to the closing tag of name.
 local function text(s, pos, name)
-  local b, e = s:find("</" .. name .. "%s*>", pos)
+  local closing = "</" .. name .. ">"
+  local b = s:find(closing, pos, true)
   if not b then
     fail("<" .. name .. "> is not closed")
   end
-  return s:sub(pos, b - 1), e + 1
+  return s:sub(pos, b - 1), b + #closing
 end
 
 local value
@@ -174,7 +201,7 @@ value = function(s, pos)
     return "", after
   end
   local inner = skip(s, after)
-  if s:sub(inner, inner) ~= "<" or s:sub(inner, inner + 7) == "</value>" then
+  if s:byte(inner) ~= LT or s:byte(inner + 1) == SLASH then
     -- A bare <value>text</value> is a string.
     local raw, rest = text(s, after, "value")
     return unescape(raw), rest
@@ -231,8 +258,8 @@ value = function(s, pos)
       if not dempty then
         while true do
           local q = skip(s, p)
-          if s:sub(q, q + 6) == "</data>" then
-            p = q + 7
+          if s:byte(q) == LT and s:byte(q + 1) == SLASH then
+            p = expect(s, q, "data", true)
             break
           end
           local x
