@@ -161,6 +161,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		return
 	}
 	defer r.model.Close()
+	if r.wq == nil {
+		r.warnOrphanWork(ctx)
+	}
 	if r.wq != nil {
 		if err := r.wq.start(ctx); err != nil {
 			r.fail(ctx, err.Error())
@@ -251,6 +254,15 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			r.receive(ctx, res)
 		case <-ctx.Done():
 		}
+	}
+}
+
+// warnOrphanWork logs work items left by an earlier version of a model
+// that had a queue: they are kept, and delivered once it has one again.
+func (r *runner) warnOrphanWork(ctx context.Context) {
+	items, _, err := r.e.store.PendingWork(ctx, r.spec.Ident)
+	if err == nil && len(items) > 0 {
+		r.log.Warn("work items are waiting but the model defines no work queue any more; they are kept until it has one again", "items", len(items))
 	}
 }
 
