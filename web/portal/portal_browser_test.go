@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"statscache/cmd/statscache/kojitest"
 	"statscache/engine"
 	"statscache/engine/filesource"
 	"statscache/engine/sqlstore"
@@ -67,7 +68,11 @@ func replayedDB(t *testing.T) *sqlstore.DB {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	models, errs := luaapi.LoadDir("../../scripts", luaapi.Options{Logger: quiet})
+	// build-durations asks a Koji stand-in, over loopback HTTP.
+	koji := httptest.NewServer(kojitest.New(kojitest.Options{}))
+	t.Cleanup(koji.Close)
+	services := &luaapi.HTTPServices{URLs: map[string]string{"koji": koji.URL + "/kojihub"}}
+	models, errs := luaapi.LoadDir("../../scripts", luaapi.Options{Logger: quiet, Services: services})
 	extraDir := t.TempDir()
 	for name, src := range extraScripts {
 		if err := os.WriteFile(filepath.Join(extraDir, name), []byte(src), 0o644); err != nil {
