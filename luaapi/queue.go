@@ -35,6 +35,14 @@ type queueDecl struct {
 	services                []string
 }
 
+// Services returns the services the script's work function may call.
+func (m *Model) Services() []string {
+	if d := m.script.decl.queue; d != nil {
+		return append([]string(nil), d.services...)
+	}
+	return nil
+}
+
 // BindQueue gives the model the queue that queue.push writes to.
 func (m *Model) BindQueue(q engine.Queue) { m.queue = q }
 

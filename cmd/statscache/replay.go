@@ -341,21 +341,47 @@ func (p *pipeline) summary(ctx context.Context, st *ingestStats, ingested, elaps
 	return nil
 }
 
+// anyService accepts every service name: check validates scripts, not a
+// deployment.
+type anyService struct{}
+
+func (anyService) Has(string) bool { return true }
+
+func (anyService) Do(context.Context, string, *luaapi.HTTPRequest) (*luaapi.HTTPResponse, error) {
+	return nil, errors.New("statscache check calls no service")
+}
+
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("check", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	dir := fset.String("scripts", defaultScripts, "`directory` of Lua models")
+	var c common
+	fset.Var(&c.services, "service", "`name=URL` of a service work functions call; with none given, any service a script declares is accepted")
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
-	c := common{scripts: *dir}
+	c.scripts = *dir
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	models, bad := loadModels(&c, log, stderr)
+	opts := c.luaOptions(log)
+	if len(c.services.urls) == 0 {
+		// Checking scripts needs no deployment: their services are listed
+		// for the operator to configure.
+		opts.Services = anyService{}
+	}
+	models, errs := loadScripts(c.scripts, opts)
+	for _, err := range errs {
+		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
+	}
+	bad := len(errs)
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tTABLE\tKEY\tSCRIPT")
+	fmt.Fprintln(tw, "MODEL\tTABLE\tKEY\tSERVICES\tSCRIPT")
 	for _, m := range models {
 		s := m.Spec()
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", s.Ident, s.Table.Name, s.Table.Key, s.Script)
+		svc := strings.Join(m.Services(), ",")
+		if svc == "" {
+			svc = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", s.Ident, s.Table.Name, s.Table.Key, svc, s.Script)
 	}
 	tw.Flush()
 	if bad > 0 {
