@@ -156,6 +156,7 @@ func (m *Model) NewWorker() (engine.Worker, error) {
 		return nil, &ScriptError{File: m.script.Path, Msg: "work must be a function"}
 	}
 	w.L = L
+	w.sizeCalls, w.untilSizeCheck = 1, 1 // the first check after the first item
 	return &worker{m: w, work: fn}, nil
 }
 
@@ -176,6 +177,13 @@ func (w *worker) Work(ctx context.Context, item []byte) ([]byte, error) {
 	}
 	ret := m.L.Get(-1)
 	m.L.Pop(1)
+	// A worker keeps its globals from one item to the next: the same bound
+	// on what its tables hold applies as in the model.
+	if m.untilSizeCheck--; m.untilSizeCheck <= 0 {
+		if err := m.checkSize(); err != nil {
+			return nil, err
+		}
+	}
 	b, err := encodeWork(ret)
 	if err != nil {
 		return nil, fmt.Errorf("work returned a value that cannot be stored: %w", err)

@@ -277,3 +277,25 @@ func TestHTTPServicesJoin(t *testing.T) {
 		t.Errorf("unknown service: %v", err)
 	}
 }
+
+// TestQueueScriptWorkerTableLimit: a work function that keeps every item in
+// a global table is stopped like a model that does.
+func TestQueueScriptWorkerTableLimit(t *testing.T) {
+	srv, _ := lengthService(t)
+	src := `model {name = "x", summary = "s", description = "d", columns = {{name = "mid", type = "text", key = true}}, queue = {workers = 1, services = {"svc"}}}
+local keep = {}
+function process(msg) queue.push(msg.id) end
+function work(item) for i = 1, 300000 do keep[#keep + 1] = i end return 1 end
+function done(item, result, err) end
+function update(db) end
+`
+	var recs []string
+	for i := range 10 {
+		recs = append(recs, rawRecord(fmt.Sprintf("2024-a%d", i), "t", float64(i), `{}`))
+	}
+	store, ident := runQueueScript(t, src, queueOpts(srv.URL), recs...)
+	st, _ := store.Status(ident)
+	if st.Status != "failed" || !strings.Contains(st.Reason, "tables hold more than") {
+		t.Fatalf("status %q (%q), want failed for the table limit", st.Status, st.Reason)
+	}
+}
