@@ -78,6 +78,11 @@ func TestKill9Equivalence(t *testing.T) {
 	if kills < 10 {
 		t.Fatalf("only %d of 25 runs were killed: the test did not exercise crashes", kills)
 	}
+	for _, path := range []string{ref, crash} {
+		if failed := query(t, openRO(t, path), `SELECT ident, status_reason FROM models WHERE status != 'ok'`); failed != "" {
+			t.Errorf("%s: failed models:\n%s", filepath.Base(path), failed)
+		}
+	}
 	want, got := dumpDB(t, ref), dumpDB(t, crash)
 	if len(want) == 0 {
 		t.Fatal("reference dump is empty")
@@ -126,6 +131,17 @@ func dumpDB(t testing.TB, path string) map[string]string {
 	out["errors"] = query(t, db, `SELECT ident, msg_id, error FROM model_errors ORDER BY ident, msg_id`)
 	out["queues"] = query(t, db, `SELECT ident, queue_seq, (SELECT count(*) FROM model_queue q WHERE q.ident = m.ident) FROM models m ORDER BY ident`)
 	return out
+}
+
+// openRO opens a database read-only for the rest of the test.
+func openRO(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // countRows runs a query that returns one number.
