@@ -68,7 +68,9 @@ type guard struct {
 	start atomic.Int64  // unix nanoseconds of the running call's start, 0 when idle
 	seq   atomic.Uint64 // counts calls
 	// host counts nested host calls that wait outside Lua (a state read, the
-	// meta rules): a call waiting there is not the one filling the heap.
+	// meta rules, a service): a call waiting there is not the one filling
+	// the heap, and the wait does not count against its time limit (a
+	// database busy with other models' reads must not quarantine a model).
 	host   atomic.Int32
 	limit  atomic.Int64 // the running call's time limit
 	reason atomic.Pointer[string]
@@ -91,13 +93,20 @@ func (g *guard) enter(limit time.Duration) {
 func (g *guard) leave() { g.start.Store(0) }
 
 // inHost marks the current call as waiting in a host function until the
-// returned func is called.
+// returned func is called; the wait is taken off the call's running time
+// by moving its start forward.
 func (g *guard) inHost() func() {
 	if g == nil {
 		return func() {}
 	}
+	t0 := time.Now()
 	g.host.Add(1)
-	return func() { g.host.Add(-1) }
+	return func() {
+		if g.start.Load() != 0 {
+			g.start.Add(int64(time.Since(t0)))
+		}
+		g.host.Add(-1)
+	}
 }
 
 func (g *guard) stop(reason string) {
@@ -176,6 +185,12 @@ func checkGuards(now time.Time, heap uint64) {
 		}
 		if seq := g.seq.Load(); seq != g.seenSeq {
 			g.seenSeq, g.seenHeap = seq, heap // a call first seen now
+			continue
+		}
+		if g.host.Load() > 0 {
+			// Waiting for the host, which bounds its own waits; what the
+			// heap does meanwhile is not this call's doing.
+			g.seenHeap = heap
 			continue
 		}
 		limit := time.Duration(g.limit.Load())

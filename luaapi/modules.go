@@ -225,7 +225,9 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 			if err != nil {
 				L.RaiseError("db.get: %v", err)
 			}
+			done := m.guard.inHost()
 			row, err := m.writer.Get(key)
+			done()
 			if err != nil {
 				L.RaiseError("db.get: %v", err)
 			}

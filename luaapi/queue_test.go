@@ -2,6 +2,7 @@ package luaapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -297,5 +298,47 @@ function update(db) end
 	st, _ := store.Status(ident)
 	if st.Status != "failed" || !strings.Contains(st.Reason, "tables hold more than") {
 		t.Fatalf("status %q (%q), want failed for the table limit", st.Status, st.Reason)
+	}
+}
+
+// slowState is a State whose reads wait, like a database busy with other
+// models' reads.
+type slowState struct {
+	fakeState
+	delay time.Duration
+}
+
+func (s slowState) Get(key string) (string, bool, error) {
+	time.Sleep(s.delay)
+	return s.fakeState.Get(key)
+}
+
+// TestHostWaitIsNotCharged: time a call spends waiting for the host (here
+// a slow state read) does not count against its time limit; time in Lua
+// does.
+func TestHostWaitIsNotCharged(t *testing.T) {
+	opts := quiet
+	opts.Limits.CallTimeout = 300 * time.Millisecond
+	src := lines(decl1m,
+		`function process(msg)`,
+		`  if msg.topic == "spin" then local t = 0 while true do t = t + 1 end end`,
+		`  state.get("a") state.get("b")`,
+		`end`,
+		`function update(db) end`)
+	models, err := luaapi.LoadSource("m.lua", src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := models[0]
+	if err := m.Open(slowState{fakeState: newState(), delay: 400 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Process(context.Background(), decode(t, rawRecord("2024-a", "wait", 1, `{}`))); err != nil {
+		t.Fatalf("a call that waited 800ms for state reads under a 300ms limit failed: %v", err)
+	}
+	err = m.Process(context.Background(), decode(t, rawRecord("2024-b", "spin", 2, `{}`)))
+	if !errors.Is(err, engine.ErrModelLimit) {
+		t.Fatalf("a call spinning in Lua: %v, want the time limit", err)
 	}
 }
