@@ -26,6 +26,8 @@ type ModelInfo struct {
 	LastError *ModelError
 	// LastErrorAt is when LastError was recorded (zero when LastError is nil).
 	LastErrorAt time.Time
+	// Queued is how many committed work items await their outcome.
+	Queued int64
 }
 
 // RowQuery selects and pages the rows of a model table. Rows are ordered by

@@ -375,6 +375,7 @@ type metaDoc struct {
 	UpdatedAt    int64        `json:"updated_at"`
 	LastError    *metaError   `json:"last_error"`
 	HasLayout    bool         `json:"has_layout"`
+	Queued       int64        `json:"queued"`
 }
 
 // hasLayout reports whether a spec carries a layout.
@@ -402,6 +403,7 @@ func newMetaDoc(info engine.ModelInfo) metaDoc {
 		Status:       info.Status.Status,
 		StatusReason: info.Status.Reason,
 		HasLayout:    hasLayout(spec),
+		Queued:       info.Queued,
 	}
 	if !info.Status.UpdatedAt.IsZero() {
 		d.UpdatedAt = info.Status.UpdatedAt.Unix()

@@ -194,7 +194,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(engine.Checkpoint{Cursor: msgs[1].Pos(), CursorID: msgs[1].ID, Processed: 2,
-		Errors: []engine.ModelError{{Ident: ident, MsgID: "2015-m1", TimeUS: t0, Err: "boom", Traceback: "stack"}}}); err != nil {
+		Errors: []engine.ModelError{{Ident: ident, MsgID: "2015-m1", TimeUS: t0, Err: "boom", Traceback: "stack"}},
+		// Two work items waiting for their outcome.
+		Work: []engine.WorkItem{{Seq: 1, Item: []byte(`"a"`)}, {Seq: 2, Item: []byte(`"b"`)}}, WorkSeq: 2}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -766,7 +768,7 @@ func TestMeta(t *testing.T) {
 		"cursor":      map[string]any{"time": fx.cursorTime, "id": "2015-m2"},
 		"lag_seconds": fx.lag, "processed": 2.0, "errors": 1.0, "status": "ok", "status_reason": "",
 		"last_error": map[string]any{"msg_id": "2015-m1", "time": base, "error": "boom"},
-		"has_layout": true,
+		"has_layout": true, "queued": 2.0,
 	}
 	if !reflect.DeepEqual(m, want) {
 		got, _ := json.MarshalIndent(m, "", " ")

@@ -57,7 +57,8 @@ func lag(cursor engine.Position, oldest, newest int64, ok bool) float64 {
 	return float64(newest-from) / 1e6
 }
 
-const modelColumns = `ident, spec, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at`
+const modelColumns = `ident, spec, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at,
+	(SELECT count(*) FROM model_queue q WHERE q.ident = models.ident)`
 
 type rowScanner interface {
 	Scan(dest ...any) error
@@ -70,7 +71,7 @@ func scanModel(s rowScanner) (engine.ModelInfo, error) {
 	var at int64
 	st := &info.Status
 	if err := s.Scan(&ident, &spec, &st.Cursor.TimeUS, &st.Cursor.Key, &st.CursorID, &st.Processed, &st.Errors,
-		&st.Status, &st.Reason, &at); err != nil {
+		&st.Status, &st.Reason, &at, &info.Queued); err != nil {
 		return info, err
 	}
 	st.UpdatedAt = time.Unix(at, 0).UTC()

@@ -129,6 +129,7 @@
     c.stats.appendChild(stat('Errors', SC.fmtNum(m.errors), m.last_error ? m.last_error.error : null, m.errors > 0 ? 'bad' : null));
     c.stats.appendChild(stat('Status', m.status === 'failed' ? 'failed' : 'ok', m.status_reason || null, m.status === 'failed' ? 'bad' : null));
     c.stats.appendChild(stat('Interval', m.interval_text || 'none'));
+    if (m.queued > 0) c.stats.appendChild(stat('Queued', SC.fmtNum(m.queued), 'work items committed and waiting for their outcome'));
     if (m.status === 'failed' && m.status_reason) {
       c.err.textContent = 'Stopped: ' + m.status_reason;
       c.err.hidden = false;

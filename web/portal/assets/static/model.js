@@ -71,6 +71,7 @@
     item('Processed', SC.fmtNum(meta.processed));
     item('Errors', SC.fmtNum(meta.errors), meta.last_error ? meta.last_error.error : null);
     item('Status', meta.status === 'failed' ? 'failed: ' + meta.status_reason : 'ok');
+    if (meta.queued > 0) item('Queued', SC.fmtNum(meta.queued), 'work items committed and waiting for their outcome');
     if (meta.topics && meta.topics.length) item('Topics', meta.topics.join(', '));
   }
 
