@@ -12,6 +12,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"statscache/cmd/statscache/kojitest"
 	"statscache/engine/archive/dgtest"
 	"statscache/engine/bus"
 )
@@ -58,7 +60,13 @@ func (c *corpus) record(t time.Time, envelope bool) (topic string, rec []byte) {
 	key := id[5:]
 	if !c.seen[key] {
 		c.seen[key] = true
-		c.all = append(c.all, map[string]any{"topic": m["topic"], "timestamp": float64(t.Unix())})
+		rec := map[string]any{"topic": m["topic"], "timestamp": float64(t.Unix())}
+		if body, ok := m["msg"].(map[string]any); ok && strings.HasSuffix(m["topic"].(string), "buildsys.build.state.change") {
+			if st, _ := body["new"].(float64); st == 1 || st == 3 {
+				rec["finished_build"] = true
+			}
+		}
+		c.all = append(c.all, rec)
 	}
 	return m["topic"].(string), b
 }
@@ -341,10 +349,15 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	defer pub.Close()
 	pyEP, pyIn, pyWait := libzmqPublisher(t)
 
+	// build-durations looks finished builds up in a slow, flaky Koji.
+	koji := httptest.NewServer(kojitest.New(kojitest.Options{Delay: 20 * time.Millisecond, FailEvery: 7}))
+	defer koji.Close()
+
 	db := filepath.Join(t.TempDir(), "live.db")
 	args := []string{"--db", db, "--scripts", "../../scripts", "--bus", pub.Endpoint(), "--bus", pyEP,
 		"--datagrepper", dg.URL, "--epoch", now.Add(-time.Hour).Format(time.RFC3339),
-		"--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms", "--max-bytes", "65536"}
+		"--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms", "--max-bytes", "65536",
+		"--service", "koji=" + koji.URL + "/kojihub"}
 	d := startDaemon(t, args...)
 	d.waitConnected(t, 2)
 
@@ -398,6 +411,8 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	d.waitConnected(t, 2)
 	publish(200, true)
 	d.waitTotal(t, int64(len(c.all)))
+	wantBuilds := c.recountBuilds()
+	d.waitBuilds(t, db, wantBuilds)
 	d.stop(t)
 	pyIn.Close()
 	pyWait()
@@ -406,6 +421,73 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	gotCat, gotMin := tables(t, db)
 	sameCounts(t, "volume-by-category-1h", gotCat, wantCat)
 	sameCounts(t, "volume-1m", gotMin, wantMin)
+	if len(wantBuilds) == 0 {
+		t.Fatal("the corpus has no finished builds: build-durations was not exercised")
+	}
+	sameCounts(t, "build-durations-1h", buildCounts(t, db), wantBuilds)
+}
+
+// recountBuilds counts the finished builds per 1h bucket end.
+func (c *corpus) recountBuilds() map[string]int64 {
+	out := map[string]int64{}
+	for _, m := range c.all {
+		if m["finished_build"] == true {
+			out[fmt.Sprintf("%.0f", math.Floor(m["timestamp"].(float64)/3600)*3600+3600)]++
+		}
+	}
+	return out
+}
+
+// buildCounts reads build-durations' finished builds per bucket.
+func buildCounts(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT printf('%.0f', timestamp), sum(completed + failed) FROM model_build_durations_1h GROUP BY timestamp`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = n
+	}
+	return out
+}
+
+// waitBuilds waits until build-durations has committed the outcome of
+// as many builds as want counts, with no work left queued.
+func (d *daemonProc) waitBuilds(t *testing.T, db string, want map[string]int64) {
+	t.Helper()
+	var total int64
+	for _, n := range want {
+		total += n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var got int64
+	for time.Now().Before(deadline) {
+		got = 0
+		for _, n := range buildCounts(t, db) {
+			got += n
+		}
+		models, _ := d.status(t)["models"].([]any)
+		for _, m := range models {
+			if mm, _ := m.(map[string]any); mm["ident"] == "build-durations-1h" && mm["queued"] == 0.0 && got == total {
+				t.Logf("build-durations counted %d finished builds", got)
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("build-durations counted %d finished builds, want %d; status: %v", got, total, d.status(t)["models"])
 }
 
 // TestDaemonFlakyArchive backfills from an archive that fails one request
