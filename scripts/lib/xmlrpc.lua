@@ -21,19 +21,23 @@ local function unescape(s)
     if kind == "" then
       return entities[name]
     end
+    if kind == "x" then
+      return nil -- "&x41;" is no reference; keep it as it is
+    end
     local n = tonumber(name, kind == "#x" and 16 or 10)
-    if n and n < 128 then
+    if not n or n > 0x10FFFF or (n >= 0xD800 and n < 0xE000) then
+      return nil -- not a character; keep the text as it is
+    end
+    if n < 128 then
       return string.char(n)
     end
-    if n and n < 2048 then
+    if n < 2048 then
       return string.char(192 + math.floor(n / 64), 128 + n % 64)
     end
-    if n and n < 65536 then
+    if n < 65536 then
       return string.char(224 + math.floor(n / 4096), 128 + math.floor(n / 64) % 64, 128 + n % 64)
     end
-    if n then
-      return string.char(240 + math.floor(n / 262144), 128 + math.floor(n / 4096) % 64, 128 + math.floor(n / 64) % 64, 128 + n % 64)
-    end
+    return string.char(240 + math.floor(n / 262144), 128 + math.floor(n / 4096) % 64, 128 + math.floor(n / 64) % 64, 128 + n % 64)
   end))
 end
 
@@ -216,15 +220,13 @@ value = function(s, pos)
       p = expect(s, p, "nil", true)
     end
   elseif scalars[t] then
-    if tempty then
-      v = scalars[t]("")
-    else
-      local raw
+    local raw = ""
+    if not tempty then
       raw, p = text(s, p, t)
-      v = scalars[t](raw)
-      if v == nil then
-        fail("bad <" .. t .. "> " .. raw)
-      end
+    end
+    v = scalars[t](raw)
+    if v == nil then
+      fail("bad <" .. t .. "> " .. raw)
     end
   elseif t == "struct" then
     v = {}

@@ -31,7 +31,10 @@ type Options struct {
 	// FailEvery makes every FailEvery-th request get an HTTP 503, as the
 	// real hub's proxy sends when it is overloaded; 0 never fails.
 	FailEvery int
-	Logger    *slog.Logger
+	// Logger, when set, gets a debug line per request and an info line per
+	// injected failure, so a test or the demo can tell what the hub did;
+	// nil discards them.
+	Logger *slog.Logger
 }
 
 // Hub is the http.Handler of the stand-in.
@@ -112,8 +115,12 @@ func buildFor(arg value) (BuildInfo, bool) {
 	return b, true
 }
 
+// ServeHTTP answers one XML-RPC request, on any path, the way the hub
+// would: faults and unknown builds are HTTP 200 answers, and only the
+// injected failures (Options.FailEvery) are HTTP errors.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := h.requests.Add(1)
+	log := h.opts.Logger.With("request", n)
 	// Reading the body first lets the server notice a client that gives up
 	// while the answer is delayed.
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -126,11 +133,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
+			log.Debug("koji stand-in: the client gave up", "err", r.Context().Err())
 			return
 		}
 	}
 	if h.opts.FailEvery > 0 && n%int64(h.opts.FailEvery) == 0 {
 		h.failures.Add(1)
+		log.Info("koji stand-in: injected failure", "status", http.StatusServiceUnavailable)
 		http.Error(w, "503 Service Unavailable: the hub is overloaded", http.StatusServiceUnavailable)
 		return
 	}
@@ -142,9 +151,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml")
 	method, args, err := parseCall(body)
 	if err != nil {
+		log.Debug("koji stand-in: fault", "err", err)
 		writeFault(w, 1000, err.Error())
 		return
 	}
+	log.Debug("koji stand-in: call", "method", method, "args", len(args))
 	if method != "getBuild" {
 		writeFault(w, 1000, fmt.Sprintf("Invalid method: %s", method))
 		return
@@ -224,6 +235,8 @@ type value struct {
 }
 
 // xmlValue mirrors <value>: one typed child, or bare text (a string).
+// Other is any child the hub has no use for (<boolean>, <base64>,
+// <dateTime.iso8601>, ...): such a value is neither an int nor a string.
 type xmlValue struct {
 	Int    *string   `xml:"int"`
 	I4     *string   `xml:"i4"`
@@ -233,7 +246,13 @@ type xmlValue struct {
 	Double *string   `xml:"double"`
 	Struct *struct{} `xml:"struct"`
 	Array  *struct{} `xml:"array"`
+	Other  []xmlAny  `xml:",any"`
 	Text   string    `xml:",chardata"`
+}
+
+// xmlAny matches an element of any name, skipping its content.
+type xmlAny struct {
+	XMLName xml.Name
 }
 
 type xmlCall struct {
@@ -273,7 +292,7 @@ func parseCall(body []byte) (method string, args []value, err error) {
 			v2 = value{isInt: true, i: i}
 		case v.String != nil:
 			v2 = value{isString: true, s: *v.String}
-		case v.Nil != nil || v.Double != nil || v.Struct != nil || v.Array != nil:
+		case v.Nil != nil || v.Double != nil || v.Struct != nil || v.Array != nil || len(v.Other) > 0:
 		default:
 			v2 = value{isString: true, s: v.Text}
 		}

@@ -164,11 +164,64 @@ func TestResponseDecoding(t *testing.T) {
 			t.Errorf("element %d: %v, want %v", i+1, got, w)
 		}
 	}
-	for _, bad := range []string{"", "<html>busy</html>", "<methodResponse><params><param><value><int>x</int></value>"} {
+	// References that are no character stay as written.
+	odd := `<methodResponse><params><param><value><string>&x41; &#99999999; &#xD800; &bogus; &#x1F600;</string></value></param></params></methodResponse>`
+	if got := luaCall(t, L, mod, "response", 1, lua.LString(odd))[0]; got != lua.LString("&x41; &#99999999; &#xD800; &bogus; \U0001F600") {
+		t.Errorf("odd references: %q", got)
+	}
+	for _, bad := range []string{"", "<html>busy</html>", "<methodResponse><params><param><value><int>x</int></value>",
+		"<methodResponse><params><param><value><int/></value></param></params></methodResponse>"} {
 		if err := L.CallByParam(lua.P{Fn: mod.RawGetString("response"), NRet: 1, Protect: true}, lua.LString(bad)); err == nil || !strings.Contains(err.Error(), "xmlrpc:") {
 			t.Errorf("response(%q): %v, want an xmlrpc error", bad, err)
 		}
 		L.SetTop(0)
+	}
+}
+
+// The hub reads each form a client may send a build id or NVR in, and
+// treats any other type as neither.
+func TestParseCallForms(t *testing.T) {
+	call := func(v string) []byte {
+		return []byte(`<?xml version="1.0"?><methodCall><methodName>getBuild</methodName><params><param>` + v + `</param></params></methodCall>`)
+	}
+	tests := []struct {
+		value string
+		want  value
+	}{
+		{`<value><int>123</int></value>`, value{isInt: true, i: 123}},
+		{`<value><i4>-5</i4></value>`, value{isInt: true, i: -5}},
+		{`<value><i8>99999999999</i8></value>`, value{isInt: true, i: 99999999999}},
+		{"<value>\n <int> 42 </int>\n</value>", value{isInt: true, i: 42}},
+		{`<value><string>foo-1.0-1.fc40</string></value>`, value{isString: true, s: "foo-1.0-1.fc40"}},
+		{`<value>a&amp;b-1-1</value>`, value{isString: true, s: "a&b-1-1"}},
+		{`<value></value>`, value{isString: true}},
+		{`<value><boolean>1</boolean></value>`, value{}},
+		{`<value><dateTime.iso8601>20240301T10:00:00</dateTime.iso8601></value>`, value{}},
+		{`<value><double>1.5</double></value>`, value{}},
+		{`<value><nil/></value>`, value{}},
+		{`<value><struct></struct></value>`, value{}},
+	}
+	for _, tc := range tests {
+		method, args, err := parseCall(call(tc.value))
+		if err != nil || method != "getBuild" || len(args) != 1 || args[0] != tc.want {
+			t.Errorf("%s: %q, %+v, %v; want getBuild, %+v", tc.value, method, args, err, tc.want)
+		}
+	}
+	if _, _, err := parseCall(call(`<value><int>12x</int></value>`)); err == nil {
+		t.Error("a bad <int> parsed")
+	}
+	srv := httptest.NewServer(New(Options{}))
+	defer srv.Close()
+	L, mod := xmlrpcLib(t)
+	_, body := post(t, srv.URL, string(call(`<value><boolean>1</boolean></value>`)))
+	if res := luaCall(t, L, mod, "response", 2, lua.LString(body)); res[0] != lua.LNil || !strings.Contains(res[1].String(), "one argument") {
+		t.Errorf("getBuild(true): %v, %v", res[0], res[1])
+	}
+	// The same build whichever integer form asks for it.
+	_, b1 := post(t, srv.URL, string(call(`<value><i4>4242</i4></value>`)))
+	_, b2 := post(t, srv.URL, string(call(`<value><i8>4242</i8></value>`)))
+	if b1 != b2 || !strings.Contains(b1, "<name>build_id</name>\n<value><int>4242</int></value>") {
+		t.Errorf("i4 and i8 answers differ or lack the id:\n%s\n%s", b1, b2)
 	}
 }
 
