@@ -163,8 +163,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 	defer r.model.Close()
 	if r.wq == nil {
 		r.warnOrphanWork(ctx)
-	}
-	if r.wq != nil {
+	} else {
 		if err := r.wq.start(ctx); err != nil {
 			r.fail(ctx, err.Error())
 			return
@@ -283,8 +282,7 @@ func (r *runner) results() <-chan workResult {
 // receive files one outcome and delivers what is next in order.
 func (r *runner) receive(ctx context.Context, res workResult) {
 	r.wq.receive(ctx, res)
-	r.wq.drain(ctx)
-	r.wq.deliver(ctx)
+	r.wq.pump(ctx)
 }
 
 // waitQueue holds the model until at most limit of its items are
@@ -294,14 +292,13 @@ func (r *runner) waitQueue(ctx context.Context, limit int64) bool {
 	if len(r.wq.pushed) > 0 {
 		r.commit(ctx) // the workers see only committed items
 	}
-	for r.wq.outstanding() > limit {
+	for {
 		if r.isFailed() || ctx.Err() != nil {
 			return false
 		}
-		r.wq.drain(ctx)
-		r.wq.deliver(ctx)
+		r.wq.pump(ctx)
 		if r.wq.outstanding() <= limit {
-			break
+			return !r.isFailed()
 		}
 		if r.hasPending() && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
 			r.commit(ctx)
@@ -316,7 +313,6 @@ func (r *runner) waitQueue(ctx context.Context, limit int64) bool {
 		}
 		t.Stop()
 	}
-	return !r.isFailed() && ctx.Err() == nil
 }
 
 func (r *runner) open() error {
@@ -339,8 +335,7 @@ func (r *runner) handle(ctx context.Context, batch []*Message) bool {
 			return false
 		}
 		if r.wq != nil {
-			r.wq.drain(ctx)
-			r.wq.deliver(ctx)
+			r.wq.pump(ctx)
 			if r.wq.full() && !r.waitQueue(ctx, int64(r.wq.cfg.Limit)-1) {
 				return true
 			}

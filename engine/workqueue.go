@@ -175,8 +175,7 @@ func (q *workQueue) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read work queue: %w", err)
 	}
-	q.committedSeq = last
-	q.committedDone = last - int64(len(items))
+	q.committedSeq, q.committedDone = last, last
 	if len(items) > 0 {
 		q.committedDone = items[0].Seq - 1
 	}
@@ -311,13 +310,15 @@ func (q *workQueue) receive(ctx context.Context, res workResult) {
 	q.results[res.seq] = res
 }
 
-// drain files the outcomes the workers have sent, without waiting.
-func (q *workQueue) drain(ctx context.Context) {
+// pump files the outcomes the workers have sent, without waiting, and
+// delivers those that are next in order.
+func (q *workQueue) pump(ctx context.Context) {
 	for {
 		select {
 		case res := <-q.out:
 			q.receive(ctx, res)
 		default:
+			q.deliver(ctx)
 			return
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -61,16 +60,6 @@ type HTTPServices struct {
 func (s *HTTPServices) Has(name string) bool {
 	_, ok := s.URLs[name]
 	return ok
-}
-
-// Names lists the configured services, for messages.
-func (s *HTTPServices) Names() []string {
-	var out []string
-	for n := range s.URLs {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}

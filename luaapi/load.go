@@ -312,21 +312,17 @@ func (s *Script) checkQueue(L *lua.LState, decl *lua.LTable, opts Options) error
 			v := qt.RawGetString(k)
 			switch k {
 			case "workers", "limit", "retries":
+				f := map[string]struct {
+					lo, hi int
+					dst    *int
+				}{"workers": {1, 64, &q.workers}, "limit": {1, 1_000_000, &q.limit}, "retries": {0, 100, &q.retries}}[k]
 				n, ok := v.(lua.LNumber)
-				lo, hi := map[string]int{"workers": 1, "limit": 1, "retries": 0}[k], map[string]int{"workers": 64, "limit": 1_000_000, "retries": 100}[k]
-				if !ok || float64(n) != float64(int(n)) || int(n) < lo || int(n) > hi {
-					return s.errAt(k, "queue.%s must be a whole number from %d to %d", k, lo, hi)
+				if !ok || float64(n) != float64(int(n)) || int(n) < f.lo || int(n) > f.hi {
+					return s.errAt(k, "queue.%s must be a whole number from %d to %d", k, f.lo, f.hi)
 				}
-				switch k {
-				case "workers":
-					q.workers = int(n)
-				case "limit":
-					q.limit = int(n)
-				case "retries":
-					q.retries = int(n)
-					if n == 0 {
-						q.retries = -1 // engine.QueueConfig: negative means none
-					}
+				*f.dst = int(n)
+				if k == "retries" && n == 0 {
+					q.retries = -1 // engine.QueueConfig: negative means none
 				}
 			case "services":
 				lt, ok := v.(*lua.LTable)

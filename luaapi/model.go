@@ -43,7 +43,7 @@ type Model struct {
 	// script's done function.
 	queue engine.Queue
 	done  *lua.LFunction
-	// worker is set on the instances that run work (see worker.go): they
+	// worker is set on the instances that run work (see queue.go): they
 	// have no state, db or queue, and they have http.
 	worker bool
 	// workCtx is the context of the work call under way, for http.

@@ -114,8 +114,8 @@ func (c *common) limits() engine.Limits {
 }
 
 // loadModels loads the scripts and reports each one that does not load.
-func loadModels(c *common, log *slog.Logger, stderr io.Writer) ([]*luaapi.Model, int) {
-	models, errs := loadScripts(c.scripts, c.luaOptions(log))
+func loadModels(dir string, opts luaapi.Options, stderr io.Writer) ([]*luaapi.Model, int) {
+	models, errs := loadScripts(dir, opts)
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
 	}
@@ -140,7 +140,7 @@ type pipeline struct {
 }
 
 func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Writer) (*pipeline, error) {
-	models, _ := loadModels(c, log, stderr)
+	models, _ := loadModels(c.scripts, c.luaOptions(log), stderr)
 	db, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Synchronous: c.sync})
 	if err != nil {
 		return nil, err
@@ -368,11 +368,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		// for the operator to configure.
 		opts.Services = anyService{}
 	}
-	models, errs := loadScripts(c.scripts, opts)
-	for _, err := range errs {
-		fmt.Fprintf(stderr, "script not loaded: %v\n", err)
-	}
-	bad := len(errs)
+	models, bad := loadModels(c.scripts, opts, stderr)
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tTABLE\tKEY\tSERVICES\tSCRIPT")
 	for _, m := range models {
