@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +44,7 @@ func TestKill9Equivalence(t *testing.T) {
 	}
 
 	crash := filepath.Join(dir, "crash.db")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	rng := rand.New(rand.NewSource(testSeed(t)))
 	kills := 0
 	for i := 0; i < 25; i++ {
 		// Small batches and frequent time-based commits give many commit
@@ -97,9 +99,31 @@ func TestKill9Equivalence(t *testing.T) {
 	}
 }
 
-// dumpDB returns every model table, the model state and the model
-// cursors and counters as text, ordered so two databases compare equal
-// exactly when their contents are equal.
+// testSeed returns the seed of a randomized test: STATSCACHE_TEST_SEED when
+// set, else the clock. It is logged, so that a failure names the seed that
+// repeats its random choices (kill instants are drawn as fractions of a
+// measured run, so they repeat in proportion, not to the microsecond).
+func testSeed(t testing.TB) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("STATSCACHE_TEST_SEED"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("STATSCACHE_TEST_SEED=%q: want an integer", s)
+		}
+		seed = n
+	}
+	t.Logf("random seed %d (STATSCACHE_TEST_SEED=%d repeats it)", seed, seed)
+	return seed
+}
+
+// dumpDB returns every table of the database as text (model tables,
+// journal rows with their late flags, rejects, model cursors with
+// cursor_id, state, errors, work queues, the kept figures), ordered so that
+// two databases compare equal exactly when their contents are equal. Left
+// out are only the columns that record when or in which order a row was
+// written, which an interrupted run cannot reproduce: row ids and write
+// times (volatile below).
 func dumpDB(t testing.TB, path string) map[string]string {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
@@ -107,30 +131,62 @@ func dumpDB(t testing.TB, path string) map[string]string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	out := map[string]string{}
-	rows, err := db.Query(`SELECT ident, table_name FROM models ORDER BY ident`)
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tables [][2]string
+	var tables []string
 	for rows.Next() {
-		var ident, table string
-		if err := rows.Scan(&ident, &table); err != nil {
+		var name string
+		if err := rows.Scan(&name); err != nil {
 			t.Fatal(err)
 		}
-		tables = append(tables, [2]string{ident, table})
+		tables = append(tables, name)
 	}
 	rows.Close()
-	for _, tb := range tables {
-		cols := columns(t, db, tb[1])
-		out["table "+tb[0]] = query(t, db, fmt.Sprintf(`SELECT %s FROM "%s" ORDER BY %s`, strings.Join(cols, ", "), tb[1], strings.Join(cols, ", ")))
+	// Model tables are named by their model ("table <ident>"), so that
+	// databases whose tables were created in another order compare.
+	idents := map[string]string{}
+	if rows, err := db.Query(`SELECT table_name, ident FROM models`); err == nil {
+		for rows.Next() {
+			var tb, ident string
+			if err := rows.Scan(&tb, &ident); err != nil {
+				t.Fatal(err)
+			}
+			idents[tb] = ident
+		}
+		rows.Close()
 	}
-	out["models"] = query(t, db, `SELECT ident, cursor_time_us, cursor_key, processed, errors, status FROM models ORDER BY ident`)
-	out["state"] = query(t, db, `SELECT ident, key, value FROM model_state ORDER BY ident, key`)
-	out["journal"] = query(t, db, `SELECT count(*), total(time_us), min(key), max(key) FROM journal`)
-	out["errors"] = query(t, db, `SELECT ident, msg_id, error FROM model_errors ORDER BY ident, msg_id`)
-	out["queues"] = query(t, db, `SELECT ident, queue_seq, (SELECT count(*) FROM model_queue q WHERE q.ident = m.ident) FROM models m ORDER BY ident`)
+	out := map[string]string{}
+	for _, tb := range tables {
+		name := tb
+		if ident, ok := idents[tb]; ok {
+			name = "table " + ident
+		}
+		var cols []string
+		for _, c := range columns(t, db, tb) {
+			if !volatile[tb+"."+c] && !volatile["*."+c] {
+				cols = append(cols, `"`+c+`"`)
+			}
+		}
+		if len(cols) == 0 {
+			continue
+		}
+		list := strings.Join(cols, ", ")
+		out[name] = query(t, db, fmt.Sprintf(`SELECT %s FROM "%s" ORDER BY %s`, list, tb, list))
+	}
 	return out
+}
+
+// volatile are the columns dumpDB leaves out: "table.column", or
+// "*.column" for every table.
+var volatile = map[string]bool{
+	"*.id":              true, // row ids: the order rows were written in
+	"journal.seq":       true, // arrival order, for diagnostics only
+	"models.updated_at": true, // when the last commit ran
+	"model_errors.at":   true,
+	"rejects.at":        true,
+	"migrations.at":     true,
 }
 
 // openRO opens a database read-only for the rest of the test.
@@ -159,8 +215,10 @@ func countRows(t testing.TB, path, q string) float64 {
 	return n
 }
 
+// columns lists a table's columns in declaration order.
 func columns(t testing.TB, db *sql.DB, table string) []string {
-	rows, err := db.Query(fmt.Sprintf(`SELECT name FROM pragma_table_info('%s') WHERE name != 'id' ORDER BY cid`, table))
+	t.Helper()
+	rows, err := db.Query(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +226,10 @@ func columns(t testing.TB, db *sql.DB, table string) []string {
 	var cols []string
 	for rows.Next() {
 		var c string
-		rows.Scan(&c)
-		cols = append(cols, `"`+c+`"`)
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, c)
 	}
 	return cols
 }

@@ -38,6 +38,7 @@ type common struct {
 	batchInterval       time.Duration
 	maxBytes, maxDepth  int
 	cpuProfile          string
+	keepErrors          int
 	epoch               time.Time // where a new model's history starts (daemon)
 	holdNew             bool      // hold new models until their history is filled (daemon)
 	services            serviceFlag
@@ -53,6 +54,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.batchInterval, "batch-interval", engine.DefaultBatchInterval, "longest time a model holds processed messages before committing")
 	fs.IntVar(&c.maxBytes, "max-bytes", engine.DefaultLimits.MaxBytes, "reject records larger than this many bytes")
 	fs.IntVar(&c.maxDepth, "max-depth", engine.DefaultLimits.MaxDepth, "reject records nested deeper than this")
+	fs.IntVar(&c.keepErrors, "keep-errors", sqlstore.DefaultKeepErrors, "newest model errors kept per model, and rejected records per source (the totals count them all)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a Go CPU profile to `file` (for benchmarking)")
 	fs.Var(&c.services, "service", "`name=URL` of an HTTP service that work functions may call, e.g. koji=https://koji.fedoraproject.org/kojihub (repeatable)")
 }
@@ -103,6 +105,9 @@ func (c *common) validate() error {
 	if c.maxDepth < 2 {
 		return fmt.Errorf("--max-depth %d: must be at least 2", c.maxDepth)
 	}
+	if c.keepErrors < 1 {
+		return fmt.Errorf("--keep-errors %d: must be at least 1", c.keepErrors)
+	}
 	if c.sync != "NORMAL" && c.sync != "FULL" {
 		return fmt.Errorf("--sync %q: want NORMAL or FULL", c.sync)
 	}
@@ -141,7 +146,7 @@ type pipeline struct {
 
 func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Writer) (*pipeline, error) {
 	models, _ := loadModels(c.scripts, c.luaOptions(log), stderr)
-	db, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Synchronous: c.sync})
+	db, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Synchronous: c.sync, KeepErrors: c.keepErrors})
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,14 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// process (for example "serve" reading while "replay" writes).
 	BusyTimeout time.Duration
+	// KeepErrors is how many of the newest model errors each model keeps,
+	// and how many of the newest rejected records each origin keeps
+	// (default 1000). The running totals stay exact whatever is pruned.
+	KeepErrors int
 }
+
+// DefaultKeepErrors is Options.KeepErrors when it is not set.
+const DefaultKeepErrors = 1000
 
 // DB is an open statscache database. Writes go through one connection, so
 // model commits and journal appends queue up instead of failing with
@@ -37,6 +44,7 @@ type Options struct {
 type DB struct {
 	Path string
 	w, r *sql.DB
+	keep int // Options.KeepErrors
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
@@ -51,6 +59,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
+	if opts.KeepErrors <= 0 {
+		opts.KeepErrors = DefaultKeepErrors
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", opts.Synchronous)
@@ -62,7 +73,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{Path: path, w: w, tables: map[string]*modelTable{}}
+	db := &DB{Path: path, w: w, keep: opts.KeepErrors, tables: map[string]*modelTable{}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -89,6 +100,12 @@ func (db *DB) Close() error {
 	return err2
 }
 
+// fixups complete a migration with what SQL alone cannot do, in the
+// migration's transaction.
+var fixups = map[string]func(context.Context, *sql.Tx) error{
+	"0005_kept_figures.sql": keptFigures,
+}
+
 func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrations table: %w", err)
@@ -108,6 +125,12 @@ func (db *DB) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if fix := fixups[m.Name]; fix != nil {
+			if err := fix(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, at) VALUES (?, ?)`, m.Name, time.Now().Unix()); err != nil {
 			tx.Rollback()

@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -61,6 +59,7 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 		return res, fmt.Errorf("append: %w", err)
 	}
 	defer stmt.Close()
+	var delta journalDelta
 	// The rows are written without ctx: with a cancellable context the
 	// driver starts a watcher goroutine per statement, which costs more
 	// than the insert itself. Cancellation is checked between rows.
@@ -82,6 +81,10 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 		}
 		res.Added++
 		res.Late += late
+		delta.add(m.Pos(), late)
+	}
+	if err := addJournalStats(ctx, tx, delta); err != nil {
+		return res, fmt.Errorf("append: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("append: commit: %w", err)
@@ -119,49 +122,22 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 type JournalStats struct {
 	Messages int64
 	Late     int64
-	Rejects  int64
+	Rejects  int64 // distinct rejected records ever, from every source
 	Newest   engine.Position
 	Oldest   engine.Position
 }
 
-// JournalStats counts the journal's messages.
+// JournalStats reads the journal's kept figures: one row, kept current by
+// every Append and AddRejects, so its cost does not grow with the journal.
 func (db *DB) JournalStats(ctx context.Context) (JournalStats, error) {
-	var s JournalStats
-	err := db.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(late), 0) FROM journal`).Scan(&s.Messages, &s.Late)
-	if err != nil {
-		return s, fmt.Errorf("journal stats: %w", err)
-	}
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM rejects`).Scan(&s.Rejects); err != nil {
-		return s, fmt.Errorf("journal stats: %w", err)
-	}
-	s.Newest, err = db.newest(ctx)
-	if err != nil {
-		return s, err
-	}
-	err = db.r.QueryRowContext(ctx, `SELECT time_us, key FROM journal ORDER BY time_us, key LIMIT 1`).Scan(&s.Oldest.TimeUS, &s.Oldest.Key)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = nil
-	}
-	if err != nil {
-		return s, fmt.Errorf("oldest message: %w", err)
-	}
-	return s, nil
-}
-
-func (db *DB) newest(ctx context.Context) (engine.Position, error) {
-	var p engine.Position
-	err := db.r.QueryRowContext(ctx, `SELECT time_us, key FROM journal ORDER BY time_us DESC, key DESC LIMIT 1`).Scan(&p.TimeUS, &p.Key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return engine.Position{}, nil
-	}
-	if err != nil {
-		return p, fmt.Errorf("newest message: %w", err)
-	}
-	return p, nil
+	return readJournalStats(ctx, db.r)
 }
 
 // AddRejects keeps rejected records (their first 64 KiB) with the reason.
-func (db *DB) AddRejects(ctx context.Context, rs []engine.Reject) error {
+// A record already kept (the same file replayed, an archive window fetched
+// again) changes nothing; see rejectKey. Each origin keeps its newest
+// records (Options.KeepErrors) and an exact total.
+func (db *DB) AddRejects(ctx context.Context, rs []engine.Reject) (err error) {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -169,14 +145,47 @@ func (db *DB) AddRejects(ctx context.Context, rs []engine.Reject) error {
 	if err != nil {
 		return fmt.Errorf("add rejects: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
 	now := time.Now().Unix()
+	touched := map[string]bool{}
+	added := 0
 	for _, r := range rs {
 		rec := r.Record
 		if len(rec) > 64<<10 {
 			rec = rec[:64<<10]
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rejects (source, reason, record, at) VALUES (?, ?, ?, ?)`, r.Source, r.Reason, rec, now); err != nil {
-			tx.Rollback()
+		if rec == nil {
+			rec = []byte{}
+		}
+		origin := rejectOrigin(r.Source)
+		res, err := tx.ExecContext(ctx, `INSERT INTO reject_seen (key) VALUES (?) ON CONFLICT DO NOTHING`, rejectKey(r.Source, origin, rec))
+		if err != nil {
+			return fmt.Errorf("add rejects: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // kept before
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rejects (source, reason, record, at, origin) VALUES (?, ?, ?, ?, ?)`, r.Source, r.Reason, rec, now, origin); err != nil {
+			return fmt.Errorf("add rejects: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reject_totals (origin, total) VALUES (?, 1)
+			ON CONFLICT (origin) DO UPDATE SET total = total + 1`, origin); err != nil {
+			return fmt.Errorf("add rejects: %w", err)
+		}
+		touched[origin] = true
+		added++
+	}
+	if added > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE journal_stats SET rejects = rejects + ? WHERE id = 1`, added); err != nil {
+			return fmt.Errorf("add rejects: %w", err)
+		}
+	}
+	for origin := range touched {
+		if err := pruneRejects(ctx, tx, origin, db.keep); err != nil {
 			return fmt.Errorf("add rejects: %w", err)
 		}
 	}

@@ -68,6 +68,9 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 			return st, fmt.Errorf("create table %s: %w", t.Name, err)
 		}
 	}
+	if err := keepRowCount(ctx, tx, t.Name); err != nil {
+		return st, err
+	}
 	if err := tx.Commit(); err != nil {
 		return st, fmt.Errorf("commit: %w", err)
 	}
@@ -135,7 +138,7 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: begin: %w", ident, err)
 	}
-	return &modelTx{ctx: ctx, tx: tx, mt: mt, stmts: map[string]*sql.Stmt{}}, nil
+	return &modelTx{ctx: ctx, tx: tx, mt: mt, keep: db.keep, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // modelTx is one model's batch transaction. Statements are prepared once per
@@ -144,6 +147,7 @@ type modelTx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	mt    *modelTable
+	keep  int // Options.KeepErrors
 	stmts map[string]*sql.Stmt
 	done  bool
 }
@@ -341,12 +345,19 @@ func (m *modelTx) Commit(cp engine.Checkpoint) error {
 			return fmt.Errorf("record error of %s: %w", m.mt.ident, err)
 		}
 	}
-	if err := m.commitWork(cp); err != nil {
+	if len(cp.Errors) > 0 {
+		// models.errors below is the exact total; the table keeps the newest.
+		if err := pruneErrors(m.ctx, m.tx, m.mt.ident, m.keep); err != nil {
+			return err
+		}
+	}
+	queued, err := m.commitWork(cp)
+	if err != nil {
 		return err
 	}
 	if _, err := m.tx.ExecContext(m.ctx, `UPDATE models SET cursor_time_us = ?, cursor_key = ?, cursor_id = ?,
-		processed = processed + ?, errors = errors + ?, updated_at = ?, queue_seq = max(queue_seq, ?) WHERE ident = ?`,
-		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, cp.WorkSeq, m.mt.ident); err != nil {
+		processed = processed + ?, errors = errors + ?, updated_at = ?, queue_seq = max(queue_seq, ?), queued = queued + ? WHERE ident = ?`,
+		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, cp.WorkSeq, queued, m.mt.ident); err != nil {
 		return fmt.Errorf("cursor of %s: %w", m.mt.ident, err)
 	}
 	m.closeStmts()
@@ -402,7 +413,8 @@ func fromSQL(c schema.Column, v any) any {
 	return v
 }
 
-// CountRows returns how many rows a model's table holds.
+// CountRows returns how many rows a model's table holds (kept current by
+// triggers, so it costs one lookup).
 func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
 	db.mu.Lock()
 	mt := db.tables[ident]
@@ -411,11 +423,14 @@ func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
 		return 0, fmt.Errorf("count rows of %s: %w", ident, engine.ErrNotFound)
 	}
 	var n int64
-	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM "+schema.Quote(mt.t.Name)).Scan(&n); err != nil {
+	if err := db.r.QueryRowContext(ctx, qTableRows, mt.t.Name).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows of %s: %w", ident, err)
 	}
 	return n, nil
 }
+
+// qTableRows reads a model table's kept row count.
+const qTableRows = `SELECT n FROM table_rows WHERE name = ?`
 
 // Promote swaps a rebuilt table in for a model's old one, in one
 // transaction; readers see either the old table or the complete new one.
@@ -464,7 +479,10 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 		stmts = append(stmts, struct {
 			q    string
 			args []any
-		}{`DROP TABLE IF EXISTS ` + schema.Quote(oldTable), nil})
+		}{`DROP TABLE IF EXISTS ` + schema.Quote(oldTable), nil}, struct {
+			q    string
+			args []any
+		}{`DELETE FROM table_rows WHERE name = ?`, []any{oldTable}})
 	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {
@@ -492,26 +510,34 @@ func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
 }
 
 // commitWork stores the items a batch pushed and deletes the ones whose
-// outcome the batch delivered.
-func (m *modelTx) commitWork(cp engine.Checkpoint) error {
+// outcome the batch delivered. It returns how the number of queued items
+// changed, for models.queued.
+func (m *modelTx) commitWork(cp engine.Checkpoint) (int64, error) {
+	var delta int64
 	if cp.WorkDone > 0 {
-		if _, err := m.tx.ExecContext(m.ctx, `DELETE FROM model_queue WHERE ident = ? AND seq <= ?`, m.mt.ident, cp.WorkDone); err != nil {
-			return fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
+		res, err := m.tx.ExecContext(m.ctx, `DELETE FROM model_queue WHERE ident = ? AND seq <= ?`, m.mt.ident, cp.WorkDone)
+		if err != nil {
+			return 0, fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
+		}
+		delta -= n
 	}
 	if len(cp.Work) == 0 {
-		return nil
+		return delta, nil
 	}
 	s, err := m.stmt(`INSERT INTO model_queue (ident, seq, item) VALUES (?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
+		return 0, fmt.Errorf("work queue of %s: %w", m.mt.ident, err)
 	}
 	for _, it := range cp.Work {
 		if _, err := s.Exec(m.mt.ident, it.Seq, it.Item); err != nil {
-			return fmt.Errorf("work queue of %s: item %d: %w", m.mt.ident, it.Seq, err)
+			return 0, fmt.Errorf("work queue of %s: item %d: %w", m.mt.ident, it.Seq, err)
 		}
 	}
-	return nil
+	return delta + int64(len(cp.Work)), nil
 }
 
 // PendingWork reads a model's committed, undelivered work items in order.

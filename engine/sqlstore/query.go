@@ -30,16 +30,16 @@ func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // journalSpan returns the times of the oldest and newest journaled
-// messages; ok is false when the journal is empty.
+// messages, from the kept figures; ok is false when the journal is empty.
 func journalSpan(ctx context.Context, tx *sql.Tx) (oldest, newest int64, ok bool, err error) {
-	var lo, hi sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT min(time_us), max(time_us) FROM journal`).Scan(&lo, &hi); err != nil {
-		return 0, 0, false, fmt.Errorf("journal span: %w", err)
+	st, err := readJournalStats(ctx, tx)
+	if err != nil {
+		return 0, 0, false, err
 	}
-	if !lo.Valid || !hi.Valid {
+	if st.Messages == 0 {
 		return 0, 0, false, nil
 	}
-	return lo.Int64, hi.Int64, true, nil
+	return st.Oldest.TimeUS, st.Newest.TimeUS, true, nil
 }
 
 // lag computes ModelInfo.LagSeconds; see its documentation.
@@ -57,8 +57,7 @@ func lag(cursor engine.Position, oldest, newest int64, ok bool) float64 {
 	return float64(newest-from) / 1e6
 }
 
-const modelColumns = `ident, spec, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at,
-	(SELECT count(*) FROM model_queue q WHERE q.ident = models.ident)`
+const modelColumns = `ident, spec, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at, queued`
 
 type rowScanner interface {
 	Scan(dest ...any) error
@@ -84,12 +83,14 @@ func scanModel(s rowScanner) (engine.ModelInfo, error) {
 	return info, nil
 }
 
+// qLastError reads a model's newest error (one step of its index).
+const qLastError = `SELECT msg_id, time_us, error, traceback, at FROM model_errors WHERE ident = ? ORDER BY id DESC LIMIT 1`
+
 // lastError fills info's latest recorded error, if any.
 func lastError(ctx context.Context, tx *sql.Tx, info *engine.ModelInfo) error {
 	e := engine.ModelError{Ident: info.Spec.Ident}
 	var at int64
-	err := tx.QueryRowContext(ctx, `SELECT msg_id, time_us, error, traceback, at FROM model_errors
-		WHERE ident = ? ORDER BY id DESC LIMIT 1`, e.Ident).Scan(&e.MsgID, &e.TimeUS, &e.Err, &e.Traceback, &at)
+	err := tx.QueryRowContext(ctx, qLastError, e.Ident).Scan(&e.MsgID, &e.TimeUS, &e.Err, &e.Traceback, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -216,17 +217,27 @@ func (db *DB) Rows(ctx context.Context, ident string, q engine.RowQuery) (engine
 			filter = " WHERE " + strings.Join(where, " AND ")
 		}
 
-		// Total: the matching rows, capped by the limit. The cap goes into
-		// the query so that a small limit on a huge table stays cheap.
-		countSQL := "SELECT count(*) FROM " + table + filter
-		countArgs := args
-		if q.Limit > 0 {
-			countSQL = "SELECT count(*) FROM (SELECT 1 FROM " + table + filter + " LIMIT ?)"
-			countArgs = append(append([]any(nil), args...), q.Limit)
-		}
+		// Total: the matching rows, capped by the limit. Without a time
+		// filter it is the kept row count; with one, the cap goes into the
+		// query so that a small limit on a huge table stays cheap.
 		var total int64
-		if err := tx.QueryRowContext(ctx, countSQL, countArgs...).Scan(&total); err != nil {
-			return fmt.Errorf("count rows of %s: %w", ident, err)
+		if filter == "" {
+			if err := tx.QueryRowContext(ctx, qTableRows, t.Name).Scan(&total); err != nil {
+				return fmt.Errorf("count rows of %s: %w", ident, err)
+			}
+			if q.Limit > 0 && int64(q.Limit) < total {
+				total = int64(q.Limit)
+			}
+		} else {
+			countSQL := "SELECT count(*) FROM " + table + filter
+			countArgs := args
+			if q.Limit > 0 {
+				countSQL = "SELECT count(*) FROM (SELECT 1 FROM " + table + filter + " LIMIT ?)"
+				countArgs = append(append([]any(nil), args...), q.Limit)
+			}
+			if err := tx.QueryRowContext(ctx, countSQL, countArgs...).Scan(&total); err != nil {
+				return fmt.Errorf("count rows of %s: %w", ident, err)
+			}
 		}
 		page.Total = int(total)
 		if q.Offset >= page.Total {
