@@ -231,6 +231,14 @@ const (
 )
 
 func recordTime(v *fastjson.Value) (int64, error) {
+	// An AMQP-era record's sent-at header is the time its bus copy gets
+	// (see DecodeDelivery); /raw's timestamp is the same time cut to the
+	// second, so the header wins when it is a valid one.
+	if s := v.Get("headers", "sent-at"); s != nil && s.Type() == fastjson.TypeString {
+		if t, err := ParseSentAt(string(s.GetStringBytes())); err == nil {
+			return t.UnixMicro(), nil
+		}
+	}
 	if t := v.Get("timestamp"); t != nil && t.Type() != fastjson.TypeNull {
 		if t.Type() != fastjson.TypeNumber {
 			return 0, fmt.Errorf("timestamp is %s, not a number", t.Type())

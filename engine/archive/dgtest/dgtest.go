@@ -451,3 +451,52 @@ func htmlError(w http.ResponseWriter, status int, msg string) int {
 		status, http.StatusText(status), http.StatusText(status), html.EscapeString(msg))
 	return status
 }
+
+// AMQPMessage is a fedora-messaging message as its publisher sent it, for
+// building the record datagrepper serves for it.
+type AMQPMessage struct {
+	ID      string         // the message_id property: a bare UUID
+	Topic   string         // the routing key
+	Headers map[string]any // sent-at, fedora_messaging_* ...
+	Body    any            // the JSON body
+	// What datanommer stores beside the message: the schema's agent_name,
+	// usernames and packages.
+	AgentName       *string
+	Users, Packages []string
+}
+
+// AMQPRecord returns the /raw record datagrepper serves for a message of
+// the AMQP era: datanommer 1.x stores msg_id = message_id, timestamp =
+// sent-at, the headers and the schema's agent_name, users and packages;
+// the fedmsg-era signature fields are null and i is 0.
+// (shared/research/datagrepper-fedmsg.md §3 and §4, record 8.) It panics on
+// a message without a valid sent-at header: test data is under the test's
+// control.
+func AMQPRecord(m AMQPMessage) []byte {
+	s, _ := m.Headers["sent-at"].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(fmt.Sprintf("dgtest: message %s has no valid sent-at header: %q", m.ID, s))
+	}
+	users, pkgs := m.Users, m.Packages
+	if users == nil {
+		users = []string{}
+	}
+	if pkgs == nil {
+		pkgs = []string{}
+	}
+	rec := map[string]any{
+		"i": 0, "msg_id": m.ID, "topic": m.Topic,
+		"timestamp":   float64(t.UnixMicro()) / 1e6,
+		"certificate": nil, "signature": nil, "crypto": nil,
+		"agent_name": m.AgentName, "username": m.AgentName,
+		"msg": m.Body, "headers": m.Headers,
+		"source_name": "datanommer", "source_version": "1.4.0",
+		"users": users, "packages": pkgs,
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		panic(fmt.Sprintf("dgtest: message %s: %v", m.ID, err))
+	}
+	return b
+}
