@@ -183,6 +183,9 @@ func (d *Decoder) Decode(raw []byte) (*Message, error) {
 	if depth := jsonDepth(raw); depth > lim.MaxDepth {
 		return nil, reject("", "nesting depth %d is over the limit of %d", depth, lim.MaxDepth)
 	}
+	if why := checkText(raw); why != "" {
+		return nil, reject("", "%s", why)
+	}
 	v, err := d.p.ParseBytes(raw)
 	if err != nil {
 		return nil, reject("", "not valid JSON: %v", err)

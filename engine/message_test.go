@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 
@@ -228,6 +229,14 @@ var decodeErr = []struct {
 	reason string
 	id     string // the id the error names, when the record had one
 }{
+	{name: "ErrInvalidUTF8", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"\xff\xfe\"}}", reason: "invalid UTF-8 at byte 68"},
+	{name: "ErrTruncatedUTF8", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"caf\xc3\"}}", reason: "invalid UTF-8"},
+	{name: "ErrRawNUL", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"a\x00b\"}}", reason: "NUL byte"},
+	{name: "ErrNULOutsideString", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {}}\x00", reason: "NUL byte"},
+	{name: "ErrEscapedNUL", rec: `{"msg_id": "x", "topic": "a.b.c.d", "timestamp": 1, "msg": {"who": "a\u0000b"}}`, reason: `NUL (\u0000)`},
+	{name: "ErrRawControl", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"a\x1bb\"}}", reason: "raw control character 0x1b"},
+	{name: "ErrRawTabInString", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"a\tb\"}}", reason: "raw control character 0x09"},
+	{name: "ErrControlAfterEscape", rec: "{\"msg_id\": \"x\", \"topic\": \"a.b.c.d\", \"timestamp\": 1, \"msg\": {\"who\": \"a\\\x01\"}}", reason: "raw control character 0x01"},
 	{name: "ErrNoID", rec: `{"topic": "a.b.c.d", "timestamp": 1, "msg": {}}`, reason: "no string msg_id or id"},
 	{name: "ErrNullID", rec: `{"msg_id": null, "topic": "a.b.c.d", "timestamp": 1, "msg": {}}`, reason: "no string msg_id or id"},
 	{name: "ErrNumericID", rec: `{"msg_id": 12345, "topic": "a.b.c.d", "timestamp": 1, "msg": {}}`, reason: "no string msg_id or id"},
@@ -498,6 +507,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if !bytes.Equal(m.Raw, rec) {
 				t.Fatalf("Raw = %q, want the input %q", m.Raw, rec)
+			}
+			if !utf8.Valid(m.Raw) || bytes.IndexByte(m.Raw, 0) >= 0 || bytes.Contains(m.Raw, []byte(`\u0000`)) {
+				t.Fatalf("accepted a record with invalid UTF-8 or a NUL: %q", m.Raw)
 			}
 			if len(in) > 0 {
 				in[0] ^= 0xff
