@@ -212,8 +212,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			continue
 		}
 		// At the head of the journal, or at the watermark.
-		if r.wq != nil && !follow && open {
-			// Replay ends with the queue worked off and committed.
+		if r.wq != nil && !follow {
+			// Replay ends with the queue worked off and committed, also
+			// when the watermark holds its newest messages back.
 			if r.waitQueue(ctx, 0) {
 				r.commit(ctx)
 			}

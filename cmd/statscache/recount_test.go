@@ -24,7 +24,7 @@ import (
 func TestRecountVolumeByCategory(t *testing.T) {
 	corpus := genCorpus(t, 50000, 5, true)
 	db := filepath.Join(t.TempDir(), "recount.db")
-	out, err := command("replay", "--db", db, "--scripts", "../../scripts", corpus).CombinedOutput()
+	out, err := command("replay", "--final", "--db", db, "--scripts", "../../scripts", corpus).CombinedOutput()
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}

@@ -42,6 +42,10 @@ type common struct {
 	epoch               time.Time // where a new model's history starts (daemon)
 	holdNew             bool      // hold new models until their history is filled (daemon)
 	services            serviceFlag
+	// replay: process the whole journal (final), or hold back its newest
+	// second, and lateness more, for the next replay (see holdBack).
+	final    bool
+	lateness time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -166,6 +170,8 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 // ingestStats counts what replay did with the input records.
 type ingestStats struct {
 	records, accepted, duplicates, rejected, late int
+	held                                          int       // journaled messages left for the next replay
+	heldFrom                                      time.Time // the watermark: the held messages are from then on
 }
 
 // ingestFile journals one file's records; rejected records are kept in the
@@ -236,8 +242,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fset.SetOutput(stderr)
 	var c common
 	c.register(fset)
+	fset.BoolVar(&c.final, "final", false, "process the whole journal, its newest second included: no later file will add to it (FILEs may then be omitted)")
+	fset.DurationVar(&c.lateness, "lateness", 0, "how much older than the newest journaled message a message of the next replay may be and still be processed in order")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: statscache replay [flags] FILE...\n\nJournals the bus messages in each FILE (JSON Lines of datagrepper /raw records,\nor JSON documents holding raw_messages), runs every model over the journal and\nprints a summary. Replaying the same file again changes nothing.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: statscache replay [flags] FILE...\n\nJournals the bus messages in each FILE (JSON Lines of datagrepper /raw records,\nor JSON documents holding raw_messages), runs every model over the journal and\nprints a summary. Replaying the same file again changes nothing.\n\nThe models stop short of the newest second of the journal (and --lateness\nbefore it), which the next replay of the following files processes, so that\nreplaying consecutive files one after the other gives the same tables as\nreplaying them together; --final processes it.\n\nFlags:")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -247,7 +255,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "statscache replay:", err)
 		return 2
 	}
-	if fset.NArg() == 0 {
+	if c.lateness < 0 {
+		fmt.Fprintln(stderr, "statscache replay: --lateness must not be negative")
+		return 2
+	}
+	if fset.NArg() == 0 && !c.final {
 		fmt.Fprintln(stderr, "statscache replay: no input files")
 		fset.Usage()
 		return 2
@@ -313,6 +325,11 @@ func replay(ctx context.Context, c *common, files []string, embedded bool, log *
 		}
 	}
 	ingested := time.Since(start)
+	if !c.final {
+		if err := p.holdBack(ctx, c.lateness, &st); err != nil {
+			return err
+		}
+	}
 	if err := p.eng.Run(ctx, false); err != nil {
 		return err
 	}
@@ -320,9 +337,52 @@ func replay(ctx context.Context, c *common, files []string, embedded bool, log *
 	return p.summary(ctx, &st, ingested, elapsed, stdout)
 }
 
+// holdBack keeps the models of a replay short of the newest second of the
+// journal, and of lateness before it: they process only messages older
+// than the newest journaled time minus lateness, rounded down to the
+// second. The next replay may bring more messages of that second (a dump
+// cut by count rather than by time, or messages of one second written in
+// any order), and a model that had committed past them would see them as
+// late and never count them. Held back, they are processed in order with
+// the next file's messages, so consecutive replays give the tables of one
+// replay of everything; --final processes the tail.
+func (p *pipeline) holdBack(ctx context.Context, lateness time.Duration, st *ingestStats) error {
+	js, err := p.db.JournalStats(ctx)
+	if err != nil {
+		return err
+	}
+	if js.Newest.IsZero() {
+		return nil
+	}
+	wm := time.UnixMicro(js.Newest.TimeUS).Add(-lateness).Truncate(time.Second)
+	p.eng.SetWatermark(wm)
+	st.heldFrom = wm
+	// Count what waits (little: a second's worth, or lateness's).
+	after := engine.Position{TimeUS: wm.UnixMicro()}
+	for {
+		msgs, err := p.db.Scan(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.TimeUS >= wm.UnixMicro() {
+				st.held++
+			}
+		}
+		if len(msgs) < 1000 {
+			return nil
+		}
+		after = msgs[len(msgs)-1].Pos()
+	}
+}
+
 func (p *pipeline) summary(ctx context.Context, st *ingestStats, ingested, elapsed time.Duration, w io.Writer) error {
 	fmt.Fprintf(w, "records:    %d\naccepted:   %d\nduplicates: %d\nrejected:   %d\nlate:       %d\n",
 		st.records, st.accepted, st.duplicates, st.rejected, st.late)
+	if st.held > 0 {
+		fmt.Fprintf(w, "held back:  %d (from %s on: the next replay processes them, or run with --final)\n",
+			st.held, st.heldFrom.UTC().Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "time:       %s (journal %s)\n\n", elapsed.Round(time.Millisecond), ingested.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tPROCESSED\tROWS\tERRORS\tSTATUS")
