@@ -28,8 +28,24 @@ const (
 // knownParams are the query parameters the API reads. Each may appear at
 // most once: with two values it is unclear which one the client meant, so
 // the request is refused rather than guessed at. Other parameters (such as
-// jQuery's "_" cache buster) are ignored.
+// jQuery's "_" cache buster) are ignored, and left out of the Link header.
 var knownParams = []string{"order", "limit", "start", "stop", "page", "rows_per_page", "format", "callback"}
+
+// maxParamBytes bounds the value of a known parameter: far above any valid
+// one (the longest is a callback, at most maxCallback bytes), and small
+// enough that copying the parameters into the four links of the Link
+// header stays cheap. A longer one is refused, whatever its content
+// ("1.000…" is a valid time of any length).
+const maxParamBytes = 256
+
+func isKnownParam(name string) bool {
+	for _, k := range knownParams {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
 
 // queryParams is a request's query string, checked for repeats.
 type queryParams url.Values
@@ -45,6 +61,9 @@ func parseQuery(r *http.Request) (queryParams, error) {
 	for _, name := range knownParams {
 		if n := len(v[name]); n > 1 {
 			return nil, badParam(name, "given %d times, expected at most once", n)
+		}
+		if val := v.Get(name); len(val) > maxParamBytes {
+			return nil, badParam(name, "%d bytes is longer than any valid value (at most %d), got %s", len(val), maxParamBytes, echo(val))
 		}
 	}
 	return queryParams(v), nil
@@ -173,10 +192,12 @@ func modelPath(ident string) string {
 }
 
 // pageURL is the feed URL of another page: the request's own query string,
-// every parameter kept in its order (including ones this API does not
-// read), with page set to n. The original built its links from the route
-// variables and lost start, stop, order, limit and rows_per_page. Keys and
-// values are re-escaped so that nothing in them can break the Link header.
+// the parameters this API reads kept in their order, with page set to n.
+// The original built its links from the route variables and lost start,
+// stop, order, limit and rows_per_page. Parameters the API does not read
+// are left out: they mean nothing to it, and copying them would let one
+// request make every response header it gets four times as large. Values
+// are re-escaped so that nothing in them can break the Link header.
 func pageURL(r *http.Request, ident string, n int) string {
 	var parts []string
 	replaced := false
@@ -187,8 +208,8 @@ func pageURL(r *http.Request, ident string, n int) string {
 		k, v, hasValue := strings.Cut(piece, "=")
 		k, err1 := url.QueryUnescape(k)
 		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			continue // parseQuery refused such queries already
+		if err1 != nil || err2 != nil || !isKnownParam(k) {
+			continue // parseQuery refused malformed queries already
 		}
 		if k == "page" {
 			if !replaced {

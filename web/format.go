@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"statscache/engine"
 	"statscache/schema"
@@ -241,12 +242,53 @@ func csvValue(v any, t schema.Type) (string, error) {
 // "\r\n": encoding/csv in CRLF mode would also rewrite line breaks inside
 // values, and every CSV reader in use accepts both.
 func writeCSV(records [][]string) ([]byte, error) {
+	for _, rec := range records {
+		for i, f := range rec {
+			rec[i] = csvText(f)
+		}
+	}
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
 	if err := cw.WriteAll(records); err != nil {
 		return nil, fmt.Errorf("encode csv: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// csvText makes a field safe to serve as text/csv; charset=utf-8: bytes
+// that are not UTF-8 and control characters other than tab and line
+// breaks (NUL, ESC, DEL, ...) become U+FFFD. Records that carry them are
+// rejected at the door, but a model may build such a string itself (string.char,
+// a byte-wise sub), and older databases may hold some. JSON needs no such
+// step: encoding/json escapes control characters and replaces invalid
+// UTF-8 already.
+func csvText(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || isControl(rune(c)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && n == 1) || isControl(r) {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f
 }
 
 // rowsCSV encodes a page as CSV: a header line with timestamp first and
