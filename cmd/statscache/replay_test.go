@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"statscache/cmd/statscache/kojitest"
 	"statscache/engine"
@@ -225,4 +226,64 @@ func splitInSecond(t *testing.T, lines []string, from int) int {
 	}
 	t.Fatalf("no cut inside a second after line %d", from)
 	return 0
+}
+
+// TestReplayLateness replays two parts whose messages overlap in time by
+// several seconds (the last records before the cut and the first after it
+// trade places): with --lateness covering the overlap the parts give the
+// tables of one replay of everything; without it, some messages are late,
+// which shows what the flag is for.
+func TestReplayLateness(t *testing.T) {
+	lines := readLines(t, genCorpus(t, 3000, 4, false))
+	cut, moved := 1500, 8
+	partA := append(append([]string(nil), lines[:cut-moved]...), lines[cut:cut+moved]...)
+	partB := append(append([]string(nil), lines[cut-moved:cut]...), lines[cut+moved:]...)
+	var d engine.Decoder
+	timeOf := func(l string) int64 {
+		m, err := d.Decode([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.TimeUS
+	}
+	overlap := time.Duration(timeOf(partA[len(partA)-1])-timeOf(partB[0])) * time.Microsecond
+	if overlap < 3*time.Second {
+		t.Fatalf("the moved records are only %s older than the first part's newest", overlap)
+	}
+	dir := t.TempDir()
+	a, b, whole := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl"), filepath.Join(dir, "whole.jsonl")
+	write := func(path string, ls ...[]string) {
+		var all []string
+		for _, l := range ls {
+			all = append(all, l...)
+		}
+		if err := os.WriteFile(path, []byte(strings.Join(all, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(a, partA)
+	write(b, partB)
+	write(whole, lines)
+	scripts := t.TempDir()
+	copyScript(t, "volume.lua", scripts)
+	copyScript(t, "volume-by-category.lua", scripts)
+	lateness := (overlap + time.Second).Truncate(time.Second).String()
+	run := func(db string, flags ...string) (late int) {
+		for _, f := range []string{a, b} {
+			out := replayCmd(t, append(append([]string{"--db", db, "--scripts", scripts}, flags...), f)...)
+			n, _ := strconv.Atoi(summaryField(t, out, "late"))
+			late += n
+		}
+		replayCmd(t, "--db", db, "--scripts", scripts, "--final")
+		return late
+	}
+	ref := filepath.Join(dir, "ref.db")
+	replayCmd(t, "--db", ref, "--scripts", scripts, "--final", whole)
+	if late := run(filepath.Join(dir, "lateness.db"), "--lateness", lateness); late != 0 {
+		t.Errorf("with --lateness %s: %d late messages", lateness, late)
+	}
+	compareDBs(t, "with --lateness "+lateness, ref, filepath.Join(dir, "lateness.db"))
+	if late := run(filepath.Join(dir, "none.db")); late == 0 {
+		t.Errorf("without --lateness no message was late: the parts do not overlap by more than a second")
+	}
 }

@@ -141,7 +141,8 @@ func (r *Reader) sniff(br *bufio.Reader) (doc *document, lines *bufio.Reader, wh
 		return nil, br, "", nil
 	}
 	var seen bytes.Buffer
-	doc, err = r.parseDocument(io.TeeReader(io.LimitReader(br, r.maxDocument()), &seen))
+	in := &lineGuard{r: io.TeeReader(io.LimitReader(br, r.maxDocument()), &seen), max: r.maxBytes()}
+	doc, err = r.parseDocument(in)
 	var nd *notDocument
 	if err != nil && !errors.As(err, &nd) {
 		return nil, nil, "", err
@@ -168,6 +169,30 @@ type notDocument struct {
 
 func (e *notDocument) Error() string { return e.reason }
 
+// lineGuard fails the read of a would-be document at a line longer than
+// max, the limit of one record: a pretty-printed page has short lines,
+// and a huge first line of JSON Lines must cost no more memory than the
+// line reader allows it (it is then read, and rejected, as a line).
+type lineGuard struct {
+	r   io.Reader
+	max int
+	run int // bytes since the last newline
+}
+
+var errLongLine = errors.New("line over the limit")
+
+func (g *lineGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	for _, c := range p[:n] {
+		if c == '\n' {
+			g.run = 0
+		} else if g.run++; g.run > g.max {
+			return n, errLongLine
+		}
+	}
+	return n, err
+}
+
 // parseDocument reads in as one JSON object and returns its raw_messages
 // values. Any syntax error, a second value after the first, or an object
 // without raw_messages gives a *notDocument; only an I/O error is returned
@@ -181,6 +206,8 @@ func (r *Reader) parseDocument(in io.Reader) (*document, error) {
 			return &notDocument{reason: se.Error(), offset: se.Offset}
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			return &notDocument{reason: "it ends early", offset: dec.InputOffset()}
+		case errors.Is(err, errLongLine):
+			return &notDocument{reason: "JSON Lines with a line over the limit", offset: -1}
 		}
 		return err
 	}

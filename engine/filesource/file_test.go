@@ -157,4 +157,17 @@ func TestLimits(t *testing.T) {
 	if len(b.Rejects[0].Record) != 1024 {
 		t.Errorf("kept %d bytes of the long line, want its first 1024", len(b.Rejects[0].Record))
 	}
+
+	// A page is a document only with lines within the limit: on one long
+	// line it is a line over the limit (the reader never holds more than
+	// the limit of a line it has not judged).
+	recs := strings.Repeat(rec+",\n", 40) + rec
+	out, _ = readAll(t, &r, "f", []byte(`{"raw_messages": [`+strings.ReplaceAll(recs, "\n", "")+`]}`))
+	if want := "f:1: rejected: line is over the limit of 1024 bytes"; strings.Join(out, "\n") != want {
+		t.Errorf("a page on one line over the limit: got\n%s\nwant\n%s", strings.Join(out, "\n"), want)
+	}
+	out, b = readAll(t, &r, "f", []byte("{\"raw_messages\": [\n"+recs+"\n]}\n"))
+	if len(b.Messages) != 41 || len(b.Rejects) != 0 || out[40] != "f:42: message 2015-a" {
+		t.Errorf("a pretty-printed page larger than the limit: %d messages, %d rejects, last %q", len(b.Messages), len(b.Rejects), out[len(out)-1])
+	}
 }
