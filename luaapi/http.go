@@ -86,7 +86,11 @@ func (s *HTTPServices) Do(ctx context.Context, service string, req *HTTPRequest)
 	if c == nil {
 		c = defaultHTTPClient
 	}
-	resp, err := c.Do(hr)
+	// A copy, so that whatever client is given, a redirect cannot take the
+	// request to a host the operator did not name.
+	cc := *c
+	cc.CheckRedirect = sameHostRedirect(service, base, c.CheckRedirect)
+	resp, err := cc.Do(hr)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +107,49 @@ func (s *HTTPServices) Do(ctx context.Context, service string, req *HTTPRequest)
 		return nil, fmt.Errorf("the answer is over the limit of %d bytes", max)
 	}
 	return &HTTPResponse{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body}, nil
+}
+
+// sameHostRedirect follows a redirect only to the host of the service's
+// base URL (the same scheme and port, or an upgrade from http to https on
+// the default port): a script reaches the hosts it was given and no other.
+// A refused redirect wraps ErrBadRequest, so it is not retried.
+func sameHostRedirect(service, base string, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		b, err := url.Parse(base)
+		if err != nil {
+			return fmt.Errorf("service URL %q: %w", base, err)
+		}
+		if !sameHost(b, req.URL) {
+			return fmt.Errorf("redirect to %s://%s refused: service %s is %s://%s: %w", req.URL.Scheme, req.URL.Host, service, b.Scheme, b.Host, ErrBadRequest)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+// sameHost compares the host a URL reaches with the service's.
+func sameHost(base, to *url.URL) bool {
+	if !strings.EqualFold(base.Hostname(), to.Hostname()) {
+		return false
+	}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "https") {
+			return "443"
+		}
+		return "80"
+	}
+	if strings.EqualFold(base.Scheme, to.Scheme) {
+		return port(base) == port(to)
+	}
+	return strings.EqualFold(base.Scheme, "http") && strings.EqualFold(to.Scheme, "https") && port(base) == "80" && port(to) == "443"
 }
 
 // joinURL appends a path (with its query) to a base URL.

@@ -81,6 +81,22 @@ const (
 	idleTimeout       = 2 * time.Minute
 )
 
+// HTTPServer returns a server for h with the timeouts above, for whoever
+// serves the API (Open, and the daemon beside /status and /metrics).
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // Open listens on addr (host:port; port 0 picks a free one, see Addr) and
 // serves the API in the background until Close.
 func (s *Server) Open(addr string) error {
@@ -93,14 +109,7 @@ func (s *Server) Open(addr string) error {
 	if err != nil {
 		return fmt.Errorf("web: listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := HTTPServer(s.handler, s.log)
 	s.srv, s.ln = srv, ln
 	s.log.Info("web: serving", "addr", ln.Addr().String())
 	go func() {

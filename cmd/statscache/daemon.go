@@ -521,7 +521,7 @@ func (d *daemon) serve() (*http.Server, error) {
 	d.mu.Lock()
 	d.addr = ln.Addr()
 	d.mu.Unlock()
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := web.HTTPServer(mux, d.log) // read and write timeouts: a stalled client cannot hold a connection
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server", "err", err)
