@@ -107,13 +107,19 @@ func keepRowCount(ctx context.Context, tx *sql.Tx, table string) error {
 
 // rejectOrigin is where a rejected record came from, the unit the rejects
 // table keeps the newest records of: the file (its source without the line
-// or index), the bus endpoint, or the archive.
+// or index), the bus endpoint, the AMQP queue, or the archive.
 func rejectOrigin(source string) string {
 	switch {
 	case strings.HasPrefix(source, "bus "):
 		return source // "bus tcp://host:port"
 	case strings.HasPrefix(source, "datagrepper "):
 		return "datagrepper"
+	case strings.HasPrefix(source, "amqp "):
+		// "amqp QUEUE ROUTING-KEY": the queue is the source.
+		if f := strings.Fields(source); len(f) >= 2 {
+			return "amqp " + f[1]
+		}
+		return source
 	}
 	s := source
 	if i := strings.LastIndex(s, " raw_messages["); i >= 0 && strings.HasSuffix(s, "]") {

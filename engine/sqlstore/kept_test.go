@@ -221,6 +221,7 @@ func TestRejectOrigin(t *testing.T) {
 		{"-:2", "-"},
 		{"c:/x.jsonl:5", "c:/x.jsonl"},
 		{"bus tcp://hub.fedoraproject.org:9940", "bus tcp://hub.fedoraproject.org:9940"},
+		{"amqp statscache org.fedoraproject.prod.bodhi.update.comment", "amqp statscache"},
 		{"datagrepper /raw [2015-08-08T00:00:00Z, 2015-08-08T01:00:00Z) page 3", "datagrepper"},
 	} {
 		if got := rejectOrigin(tc.source); got != tc.want {
