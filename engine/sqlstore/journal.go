@@ -194,3 +194,28 @@ func (db *DB) AddRejects(ctx context.Context, rs []engine.Reject) (err error) {
 	}
 	return nil
 }
+
+// RejectTotals returns, per source (see rejectOrigin: a file, a bus
+// endpoint, an AMQP queue, "datagrepper"), how many distinct rejected
+// records were ever kept, pruned or not. One row per source, whatever the
+// number of rejects.
+func (db *DB) RejectTotals(ctx context.Context) (map[string]int64, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT origin, total FROM reject_totals`)
+	if err != nil {
+		return nil, fmt.Errorf("reject totals: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var origin string
+		var n int64
+		if err := rows.Scan(&origin, &n); err != nil {
+			return nil, fmt.Errorf("reject totals: %w", err)
+		}
+		out[origin] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reject totals: %w", err)
+	}
+	return out, nil
+}

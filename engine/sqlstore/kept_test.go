@@ -389,6 +389,13 @@ func TestErrorsAndRejectsKeepNewest(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", tc.q, got, tc.want)
 		}
 	}
+	totals, err := db.RejectTotals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"a.jsonl": 8, "bus tcp://h:1": 8}; fmt.Sprint(totals) != fmt.Sprint(want) {
+		t.Errorf("RejectTotals = %v, want %v", totals, want)
+	}
 	info, err := db.ModelInfo(ctx, "volume-1h")
 	if err != nil {
 		t.Fatal(err)
