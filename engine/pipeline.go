@@ -47,6 +47,12 @@ type Config struct {
 	// Epoch is how far back the history of a new model starts (unless its
 	// backlog is shorter); zero means the whole journal.
 	Epoch time.Time
+	// DiskFullWait is how long a model's commits that fail on a full disk
+	// are retried at the usual backoff before the model is stalled: shown
+	// stopped with that reason, its commit is then tried every StallRetry
+	// until there is space again.
+	DiskFullWait time.Duration
+	StallRetry   time.Duration
 	// HoldNewModels holds every model that has committed nothing yet
 	// before its first message, until released with Hold: the daemon first
 	// fills from the archive the history the journal lacks.
@@ -62,6 +68,8 @@ const (
 	DefaultFlushRetries  = 3
 	DefaultErrorWindow   = 1000
 	DefaultMaxErrorShare = 0.5
+	DefaultDiskFullWait  = time.Minute
+	DefaultStallRetry    = 30 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -82,6 +90,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxErrorShare <= 0 {
 		c.MaxErrorShare = DefaultMaxErrorShare
+	}
+	if c.DiskFullWait <= 0 {
+		c.DiskFullWait = DefaultDiskFullWait
+	}
+	if c.StallRetry <= 0 {
+		c.StallRetry = DefaultStallRetry
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -280,8 +294,12 @@ type RunnerStats struct {
 	Ident     string
 	Processed int64 // messages processed by this engine (not the total)
 	Errors    int64 // process errors in this engine run
-	Failed    string
-	Cursor    Position
+	// Failed is why the model is stopped, "" while it runs.
+	Failed string
+	// Stalled is set when the stop is for a passing reason (a full disk):
+	// the model resumes by itself once its commit gets through.
+	Stalled bool
+	Cursor  Position
 	// Queued is how many work items the model's last commit left waiting
 	// for its workers (0 for a model without a queue).
 	Queued int64

@@ -44,6 +44,13 @@ type runner struct {
 	// backlog limit); math.MinInt64 when unset.
 	startUS    int64
 	lastCommit time.Time
+	// gen counts the model calls that change what its next update writes
+	// (Process, Deliver). flushed is set once the update has run since the
+	// last commit, and flushedGen is gen at that moment (-1 when the batch
+	// must be processed again): a batch whose commit failed in the store is
+	// written again as prepared while flushedGen == gen.
+	gen, flushedGen int64
+	flushed         bool
 
 	cancel context.CancelFunc // set while running
 	done   chan struct{}      // closed when the goroutine returns
@@ -52,6 +59,9 @@ type runner struct {
 	processed int64
 	errCount  int64
 	failed    string
+	// stalled is why the model is stopped for a passing reason (a full
+	// disk): unlike failed, it keeps running and resumes by itself.
+	stalled string
 	// committedPos mirrors committed for Stats, under mu.
 	committedPos Position
 	// inserted is the earliest message appended after committedPos since
@@ -96,7 +106,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 		e: e, model: m, spec: spec, startUS: math.MinInt64,
 		log:       e.log.With("model", spec.Ident),
 		committed: st.Cursor, cursor: st.Cursor, cursorID: st.CursorID,
-		committedPos: st.Cursor,
+		committedPos: st.Cursor, flushedGen: -1,
 	}
 	if st.Cursor.IsZero() {
 		// A new model: its history starts at the epoch, or at its backlog
@@ -128,7 +138,11 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 func (r *runner) stats() RunnerStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load()}
+	s := RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load()}
+	if s.Failed == "" && r.stalled != "" {
+		s.Failed, s.Stalled = r.stalled, true
+	}
+	return s
 }
 
 func (r *runner) isFailed() bool {
@@ -172,7 +186,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		// a batch's items: they are stored and wait for the next start.
 		defer r.wq.stop()
 	}
-	defer r.commit(context.WithoutCancel(ctx))
+	// The last commit: at the end of a replay, or at shutdown, when ctx has
+	// ended and a failing commit is not retried (see commit).
+	defer r.commit(ctx)
 	r.lastCommit = time.Now()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil && !r.isFailed() {
@@ -328,12 +344,15 @@ func (r *runner) open() error {
 // watermark. It reports false when the watermark stopped it.
 func (r *runner) handle(ctx context.Context, batch []*Message) bool {
 	wm := min(r.e.watermark.Load(), r.hold.Load())
-	for _, m := range batch {
+	for i, m := range batch {
 		if !r.cursor.Less(m.Pos()) {
 			continue // committed before, or skipped after a late arrival
 		}
 		if m.TimeUS >= wm {
 			return false
+		}
+		if i%64 == 0 && ctx.Err() != nil {
+			return true // shutting down: commit what is processed
 		}
 		if r.wq != nil {
 			r.wq.pump(ctx)
@@ -356,6 +375,7 @@ func (r *runner) handle(ctx context.Context, batch []*Message) bool {
 }
 
 func (r *runner) processOne(ctx context.Context, m *Message) {
+	r.gen++
 	if m.TimeUS >= r.startUS && r.spec.Wants(m.Topic) {
 		r.window.seen++
 		if err := safeProcess(ctx, r.model, m); err != nil {
@@ -448,11 +468,31 @@ type errFlush struct{ err error }
 func (e errFlush) Error() string { return e.err.Error() }
 func (e errFlush) Unwrap() error { return e.err }
 
-// commit writes the pending batch. On failure the batch is rolled back,
-// the model is reopened from its last commit and the messages since then are
-// processed again from the journal, so nothing is lost and nothing counted
-// twice. A store failure (locked or full disk) is retried with backoff until
-// it succeeds or ctx ends; a model whose flush keeps failing is stopped.
+// errInsertedBehind stops a commit that found, under the commit lock, a
+// message inserted behind the model's cursor since it prepared the batch.
+var errInsertedBehind = errors.New("a message was inserted behind the cursor")
+
+// maxUnlockedRedos bounds how many times a commit processes its batch again
+// outside the commit lock because messages keep arriving behind its cursor;
+// after that it does it under the lock, where no message can arrive, so that
+// it always gets through.
+const maxUnlockedRedos = 3
+
+// commit writes the pending batch. The model's code (its update, and
+// processing the batch again when a message was inserted behind its cursor)
+// runs outside Engine.commitMu, so a slow update delays neither Ingest nor
+// the other models; the lock is held only to check for such inserts and to
+// write the transaction.
+//
+// A batch whose transaction fails in the store is kept as the model's update
+// produced it and written again after a backoff, without running the model;
+// a failure of the model's own code makes it process the batch again from
+// its last commit, and a model whose update keeps failing is stopped. A
+// store failure is retried until it succeeds or ctx ends, except a full disk:
+// after Config.DiskFullWait the model is stalled (shown stopped, with the
+// reason) and its commit tried again every Config.StallRetry, so it resumes
+// by itself once there is space. Every wait ends with ctx: a shutdown tries
+// the commit once more and leaves an uncommitted batch to the next start.
 func (r *runner) commit(ctx context.Context) {
 	if r.window.seen >= min(100, r.e.cfg.ErrorWindow) {
 		r.checkErrorShare(ctx)
@@ -461,41 +501,30 @@ func (r *runner) commit(ctx context.Context) {
 		return
 	}
 	backoff := 200 * time.Millisecond
-	flushFailures := 0
-	// The store work of a commit is not cut short by shutdown: the model has
-	// already handed its rows over, and the batch must be written whole.
+	flushFailures, redos := 0, 0
+	var fullSince time.Time
+	// The store work of a commit is not cut short by shutdown: a
+	// transaction is written whole or not at all.
 	sctx := context.WithoutCancel(ctx)
 	for {
-		r.e.commitMu.RLock()
-		var err error
-		if p, ok := r.takeInserted(); ok && !r.cursor.Less(p) {
-			// A message arrived behind where the model has got to, but
-			// after its last commit: process the batch again, in order.
-			r.log.Debug("message inserted behind the cursor: processing the batch again", "at", p)
-			err = r.redo(sctx)
-		}
+		err := r.prepare(sctx)
 		if err == nil && !r.isFailed() {
-			err = r.tryCommit(sctx)
+			err = r.write(sctx, redos >= maxUnlockedRedos)
 		}
-		r.e.commitMu.RUnlock()
 		if r.isFailed() {
 			return
 		}
 		if err == nil {
-			r.mu.Lock()
-			r.processed += r.pending
-			r.errCount += int64(len(r.errs))
-			r.mu.Unlock()
-			r.committed = r.cursor
-			r.mu.Lock()
-			r.committedPos = r.cursor
-			r.mu.Unlock()
-			r.pending, r.errs = 0, nil
-			if r.wq != nil {
-				r.wq.committed()
-			}
 			r.lastCommit = time.Now()
+			if reason := r.stallReason(); reason != "" {
+				r.unstall()
+			}
 			return
+		}
+		if errors.Is(err, errInsertedBehind) {
+			redos++
+			r.log.Debug("message inserted behind the cursor: processing the batch again", "round", redos)
+			continue
 		}
 		var fe errFlush
 		if errors.Is(err, ErrModelLimit) {
@@ -509,35 +538,111 @@ func (r *runner) commit(ctx context.Context) {
 				r.fail(ctx, fmt.Sprintf("update failed %d times: %v", flushFailures, err))
 				return
 			}
-		} else {
-			r.log.Error("commit failed", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				// Shutting down. The model handed its rows to the failed
-				// transaction: rebuild them, so that the last commit writes
-				// the batch whole, or the next start redoes it.
-				if err := r.redo(sctx); err != nil {
-					r.fail(ctx, fmt.Sprintf("redo after failed commit: %v", err))
-				}
-				return
-			}
-			backoff = min(backoff*2, 30*time.Second)
+			continue // prepare processes the batch again
 		}
-		if err := r.redo(sctx); err != nil {
-			r.fail(ctx, fmt.Sprintf("redo after failed commit: %v", err))
+		wait := backoff
+		if errors.Is(err, ErrDiskFull) {
+			if fullSince.IsZero() {
+				fullSince = time.Now()
+			}
+			if r.stallReason() == "" && time.Since(fullSince) >= r.e.cfg.DiskFullWait {
+				r.stall(fmt.Sprintf("disk full: commits failed for %s (%v); the batch is kept and its commit tried again every %s",
+					time.Since(fullSince).Round(time.Second), err, r.e.cfg.StallRetry))
+			}
+			if r.stallReason() != "" {
+				wait = r.e.cfg.StallRetry
+			}
+		} else {
+			fullSince = time.Time{}
+		}
+		if r.stallReason() == "" {
+			r.log.Error("commit failed", "err", err, "retry_in", wait)
+		}
+		if !sleep(ctx, wait) {
+			// Shutting down: the batch stays uncommitted (and prepared,
+			// should the last commit at exit succeed); the next start
+			// processes it again from the cursor.
 			return
 		}
+		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
-// tryCommit runs the model's update into the row buffer, outside the
-// database's write lock, then applies the rows, state and cursor in one
-// transaction.
-func (r *runner) tryCommit(ctx context.Context) (err error) {
+// prepare runs the model's update for the pending batch into the row
+// buffer, outside the commit lock, unless the batch it prepared before is
+// still current (its commit failed in the store). When a message was
+// inserted behind the cursor since the last commit, or the model has been
+// called since an update whose batch was not committed, it first processes
+// the batch again from the last commit.
+func (r *runner) prepare(ctx context.Context) error {
+	stale := r.flushed && r.flushedGen != r.gen
+	if p, ok := r.takeInserted(); ok && !r.cursor.Less(p) {
+		stale = true
+	}
+	if stale {
+		if err := r.redo(ctx); err != nil {
+			return err
+		}
+		if r.isFailed() {
+			return nil
+		}
+	}
+	if r.flushed {
+		return nil
+	}
 	r.rows.reset()
 	r.rows.ctx = ctx
+	r.flushed, r.flushedGen = true, r.gen
 	if err := safeFlush(ctx, r.model, r.rows); err != nil {
+		r.invalidate() // the model may have handed over part of its batch
 		return errFlush{fmt.Errorf("update: %w", err)}
 	}
+	return nil
+}
+
+// invalidate makes the next prepare process the batch again.
+func (r *runner) invalidate() { r.flushed, r.flushedGen = true, -1 }
+
+// write commits the prepared batch. Holding the commit lock (shared with
+// other models' commits, exclusive with Ingest), it checks that no message
+// was inserted behind the cursor since the batch was prepared, and writes
+// the transaction: a message appended between the committed cursor and
+// the cursor is thus either seen before this commit, or appended after it
+// and flagged late by the store. With underLock, such a message is
+// processed under the lock instead of reported with errInsertedBehind.
+func (r *runner) write(ctx context.Context, underLock bool) error {
+	r.e.commitMu.RLock()
+	defer r.e.commitMu.RUnlock()
+	if p, ok := r.takeInserted(); ok && !r.cursor.Less(p) {
+		r.invalidate()
+		if !underLock {
+			return errInsertedBehind
+		}
+		if err := r.prepare(ctx); err != nil || r.isFailed() {
+			return err
+		}
+	}
+	if err := r.tryCommit(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.processed += r.pending
+	r.errCount += int64(len(r.errs))
+	r.committedPos = r.cursor
+	r.mu.Unlock()
+	r.committed = r.cursor
+	r.pending, r.errs = 0, nil
+	r.flushed = false
+	r.state.reset()
+	if r.wq != nil {
+		r.wq.committed()
+	}
+	return nil
+}
+
+// tryCommit applies the prepared rows, state, errors, work items and cursor
+// in one transaction.
+func (r *runner) tryCommit(ctx context.Context) (err error) {
 	tx, err := r.e.store.Begin(ctx, r.spec.Ident)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -549,11 +654,12 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 	}()
 	if err := tx.Apply(r.rows.ops); err != nil {
 		if errors.Is(err, ErrRowConflict) {
+			r.invalidate()
 			return errFlush{err} // the script's mistake, not the store's
 		}
 		return fmt.Errorf("write rows: %w", err)
 	}
-	if err := r.state.flushTo(tx); err != nil {
+	if err := r.state.writeTo(tx); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs}
@@ -563,6 +669,37 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 	return tx.Commit(cp)
 }
 
+// stallReason is why the model is stalled (a full disk), or "".
+func (r *runner) stallReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stalled
+}
+
+// stall marks the model stopped for a passing reason: it keeps its batch
+// and its goroutine, and resumes when a commit gets through. The mark is
+// not written to the database (the write would fail for the same reason,
+// and must not outlive it); a store that serves readers shows it.
+func (r *runner) stall(reason string) {
+	r.mu.Lock()
+	r.stalled = reason
+	r.mu.Unlock()
+	r.log.Error("model stopped: the disk is full", "reason", reason, "cursor", r.committed)
+	if sn, ok := r.e.store.(StallNoter); ok {
+		sn.NoteStall(r.spec.Ident, reason)
+	}
+}
+
+func (r *runner) unstall() {
+	r.mu.Lock()
+	r.stalled = ""
+	r.mu.Unlock()
+	r.log.Info("model resumed: its commit got through", "cursor", r.committed)
+	if sn, ok := r.e.store.(StallNoter); ok {
+		sn.NoteStall(r.spec.Ident, "")
+	}
+}
+
 // redo rebuilds the model's in-memory view from its last commit and
 // processes again, from the journal, every message up to where it had got,
 // then delivers again the work outcomes it had been given.
@@ -570,6 +707,7 @@ func (r *runner) redo(ctx context.Context) error {
 	target := r.cursor
 	r.cursor = r.committed
 	r.pending, r.errs = 0, nil
+	r.flushed = false
 	if r.wq != nil {
 		r.wq.rewind()
 	}
@@ -634,12 +772,14 @@ func (s *stateBuffer) Get(key string) (string, bool, error) {
 func (s *stateBuffer) Set(key, value string) { s.pending[key] = &value }
 func (s *stateBuffer) Delete(key string)     { s.pending[key] = nil }
 
-func (s *stateBuffer) flushTo(tx ModelTx) error {
+// writeTo writes the pending state into a commit transaction. The writes
+// stay pending until the commit succeeds (reset), so that a failed
+// transaction can be written again.
+func (s *stateBuffer) writeTo(tx ModelTx) error {
 	for k, v := range s.pending {
 		if err := tx.PutState(k, v); err != nil {
 			return err
 		}
 	}
-	s.pending = map[string]*string{}
 	return nil
 }

@@ -19,6 +19,21 @@ var ErrTableChanged = errors.New("the declared table differs from the existing t
 // once: its state can no longer be trusted.
 var ErrModelLimit = errors.New("model exceeded a limit")
 
+// ErrDiskFull is wrapped by a store's errors when the disk (or the
+// database's size limit) is full. The engine does not retry such a commit
+// without end: it stalls the model and tries again at intervals (see
+// Config.DiskFullWait).
+var ErrDiskFull = errors.New("database or disk is full")
+
+// StallNoter is implemented by a store that serves readers (the API) and
+// can show them that a model is stopped for a passing reason, such as a
+// full disk, without writing it: the write would fail for that very
+// reason, and a durable mark would outlive the cause. An empty reason
+// clears the mark.
+type StallNoter interface {
+	NoteStall(ident, reason string)
+}
+
 // ErrRowConflict is returned when a model inserts a row whose key already
 // exists: a mistake in the script, which should upsert or add.
 var ErrRowConflict = errors.New("a row with this key already exists")

@@ -347,6 +347,7 @@ func (q *workQueue) deliver(ctx context.Context) {
 		}
 		err := safeDeliver(ctx, q.qm, it.Item, res.result, res.err)
 		q.done++
+		r.gen++
 		q.dirty = true
 		if err != nil {
 			if errors.Is(err, ErrModelLimit) {
