@@ -114,6 +114,10 @@ type Engine struct {
 	order   []string // idents in the order they were added
 	changed chan struct{}
 	running *runState
+	// swap is held (a one-slot semaphore that a cancelled context can stop
+	// waiting for) by a reload and by the promotion of a rebuilt table, so
+	// that neither sees the other's runners half changed.
+	swap chan struct{}
 	// commitMu orders journal appends against model commits: Ingest holds
 	// it exclusively, commits share it. So a message appended between a
 	// model's committed cursor and where the model has processed to is
@@ -141,6 +145,7 @@ func New(store Store, cfg Config) *Engine {
 		cache:   newScanCache(store.Scan, 64),
 		runners: map[string]*runner{},
 		changed: make(chan struct{}),
+		swap:    make(chan struct{}, 1),
 	}
 	e.watermark.Store(math.MaxInt64)
 	return e
@@ -174,7 +179,17 @@ func (e *Engine) wake() {
 // read. A model whose table cannot be registered is not added. While Run is
 // active the model starts at once and catches up on its own.
 func (e *Engine) Add(ctx context.Context, m Model) error {
+	return e.add(ctx, m, "")
+}
+
+// add is Add. promoteTo is set for the rebuild of that model's table under
+// a shadow ident, which a model may not declare itself.
+func (e *Engine) add(ctx context.Context, m Model, promoteTo string) error {
 	spec := m.Spec()
+	shadow := promoteTo != ""
+	if !shadow && strings.Contains(spec.Ident, ShadowSep) {
+		return fmt.Errorf("model %s (%s): %q is reserved for tables being rebuilt and cannot be part of a model's name", spec.Ident, spec.Script, ShadowSep)
+	}
 	e.mu.Lock()
 	if r, ok := e.runners[spec.Ident]; ok {
 		e.mu.Unlock()
@@ -182,7 +197,7 @@ func (e *Engine) Add(ctx context.Context, m Model) error {
 	}
 	e.mu.Unlock()
 	st, err := e.store.Register(ctx, spec)
-	if errors.Is(err, ErrTableChanged) && !strings.Contains(spec.Ident, ShadowSep) {
+	if errors.Is(err, ErrTableChanged) && !shadow {
 		e.log.Info("table declaration changed: rebuilding it from the journal; the old table serves meanwhile", "model", spec.Ident)
 		return e.addShadow(ctx, m)
 	}
@@ -190,6 +205,7 @@ func (e *Engine) Add(ctx context.Context, m Model) error {
 		return fmt.Errorf("register model %s: %w", spec.Ident, err)
 	}
 	r := newRunner(e, m, st)
+	r.promoteTo = promoteTo // before the runner starts: its goroutine reads it
 	if st.Cursor.IsZero() && r.startUS != math.MinInt64 {
 		if ss, ok := e.store.(interface {
 			SetStart(ctx context.Context, ident string, startUS int64) error

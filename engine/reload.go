@@ -32,6 +32,13 @@ const ShadowSep = "#"
 // script is gone stops; its table stays.
 func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []string) ReloadResult {
 	var res ReloadResult
+	select {
+	case e.swap <- struct{}{}:
+	case <-ctx.Done():
+		res.Errors = append(res.Errors, fmt.Errorf("reload: %w", ctx.Err()))
+		return res
+	}
+	defer func() { <-e.swap }()
 	failed := map[string]bool{}
 	for _, f := range failedScripts {
 		failed[f] = true
@@ -44,25 +51,32 @@ func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []str
 	e.mu.Unlock()
 
 	seen := map[string]bool{}
+	rebuild := map[string]bool{} // shadow idents the new models rebuild
 	for _, m := range models {
 		spec := m.Spec()
-		seen[spec.Ident] = true
-		old, ok := current[spec.Ident]
+		ident := spec.Ident // addShadow renames spec
+		seen[ident] = true
+		old, ok := current[ident]
 		if !ok {
 			if err := e.Add(ctx, m); err != nil {
 				res.Errors = append(res.Errors, err)
 				continue
 			}
-			res.Added = append(res.Added, spec.Ident)
+			if spec.Ident != ident { // its stored table differs: rebuilt
+				rebuild[spec.Ident] = true
+				res.Rebuilding = append(res.Rebuilding, ident)
+				continue
+			}
+			res.Added = append(res.Added, ident)
 			continue
 		}
 		sameTable := old.spec.Table.Fingerprint() == spec.Table.Fingerprint()
 		if sameTable && old.spec.Version == spec.Version && old.spec.Version != "" && !old.isFailed() {
-			res.Kept = append(res.Kept, spec.Ident)
+			res.Kept = append(res.Kept, ident)
 			continue
 		}
 		if sameTable {
-			e.Remove(spec.Ident)
+			e.Remove(ident)
 			if err := e.Add(ctx, m); err != nil {
 				res.Errors = append(res.Errors, err)
 				// Put the old version back rather than lose the model.
@@ -71,17 +85,27 @@ func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []str
 				}
 				continue
 			}
-			res.Restarted = append(res.Restarted, spec.Ident)
+			res.Restarted = append(res.Restarted, ident)
 			continue
 		}
+		rebuild[ident+ShadowSep+spec.Table.Fingerprint()] = true
 		if err := e.addShadow(ctx, m); err != nil {
 			res.Errors = append(res.Errors, err)
 			continue
 		}
-		res.Rebuilding = append(res.Rebuilding, spec.Ident)
+		res.Rebuilding = append(res.Rebuilding, ident)
 	}
 	for id, r := range current {
-		if seen[id] || failed[r.spec.Script] || strings.Contains(id, ShadowSep) {
+		if seen[id] || failed[r.spec.Script] {
+			continue
+		}
+		if strings.Contains(id, ShadowSep) {
+			// A rebuild the scripts no longer ask for (the table changed
+			// again, back, or the script is gone) must not be promoted.
+			if !rebuild[id] {
+				e.log.Info("reload: stopping the rebuild of a table no script declares any more", "shadow", id)
+				e.Remove(id)
+			}
 			continue
 		}
 		e.Remove(id)
@@ -103,41 +127,61 @@ func (e *Engine) addShadow(ctx context.Context, m Model) error {
 	spec.Ident = target + ShadowSep + fp
 	spec.Table.Name = spec.Table.Name + "_" + fp
 	e.mu.Lock()
-	if old, ok := e.runners[spec.Ident]; ok {
-		// The same rebuild is already under way: keep it.
-		e.mu.Unlock()
-		_ = old
-		return nil
-	}
+	old, ok := e.runners[spec.Ident]
 	e.mu.Unlock()
-	if err := e.Add(ctx, m); err != nil {
+	if ok {
+		if !old.isFailed() {
+			// The same rebuild is already under way: keep it.
+			return nil
+		}
+		// It stopped (its promotion failed, say): start it again, from
+		// its cursor.
+		e.Remove(spec.Ident)
+	}
+	if err := e.add(ctx, m, target); err != nil {
 		spec.Ident, spec.Table.Name = target, strings.TrimSuffix(spec.Table.Name, "_"+fp)
 		return fmt.Errorf("rebuild %s: %w", target, err)
 	}
-	e.mu.Lock()
-	if r, ok := e.runners[spec.Ident]; ok {
-		r.promoteTo = target
-	}
-	e.mu.Unlock()
 	return nil
 }
 
-// promote replaces the model target with the caught-up shadow runner r:
-// the store swaps the tables in one transaction (so the API never shows a
-// half-built table), then the old runner stops and r carries on under the
-// model's ident. It runs on r's goroutine.
+// promote replaces the model target with the caught-up shadow runner r,
+// atomically as the API and Stats see it: either the rebuilt table is in
+// place and r runs under the model's ident, or the old table is kept and
+// its model runs again from its cursor. The old runner is stopped first (it
+// commits its batch), the store swaps the tables in one transaction (so
+// the API never shows a half-built table), then r takes the model's ident.
+// It runs on r's goroutine; nil without a swap means r was stopped
+// meanwhile (shutdown, or a reload that removed it).
 func (e *Engine) promote(ctx context.Context, r *runner) error {
-	target := r.promoteTo
-	shadow := r.spec.Ident
+	// One swap at a time, and none while a reload changes the runners.
+	select {
+	case e.swap <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-e.swap }()
+	if ctx.Err() != nil {
+		return nil
+	}
+	target, shadow := r.promoteTo, r.spec.Ident
 	e.mu.Lock()
+	if e.runners[shadow] != r {
+		e.mu.Unlock()
+		return nil
+	}
 	old := e.runners[target]
 	e.mu.Unlock()
 	if old != nil && old.cancel != nil {
 		old.cancel()
 		<-old.done
 	}
-	if err := e.store.Promote(ctx, shadow, target); err != nil {
-		return fmt.Errorf("promote the rebuilt table of %s: %w", target, err)
+	if err := e.store.Promote(context.WithoutCancel(ctx), shadow, target); err != nil {
+		err = fmt.Errorf("promote the rebuilt table of %s (the old table is kept): %w", target, err)
+		if old != nil {
+			e.resume(old)
+		}
+		return err
 	}
 	e.mu.Lock()
 	delete(e.runners, shadow)
@@ -147,22 +191,46 @@ func (e *Engine) promote(ctx context.Context, r *runner) error {
 			break
 		}
 	}
-	e.runners[target] = r
-	replaced := false
-	for _, id := range e.order {
-		if id == target {
-			replaced = true
-		}
-	}
-	if !replaced {
+	if e.runners[target] == nil {
 		e.order = append(e.order, target)
 	}
-	e.mu.Unlock()
+	e.runners[target] = r
+	// Under both locks: Stats never sees r under one ident and the map
+	// under the other.
+	r.mu.Lock()
 	r.spec.Ident = target
+	r.mu.Unlock()
+	e.mu.Unlock()
 	r.state.ident = target
 	r.rows.ident = target
 	r.promoteTo = ""
 	r.log = e.log.With("model", target)
 	r.log.Info("rebuilt table promoted", "table", r.spec.Table.Name)
 	return nil
+}
+
+// resume replaces a stopped runner by a fresh one of the same model that
+// carries on from the runner's last commit. It needs nothing from the
+// store, so it works when the store is what failed.
+func (e *Engine) resume(old *runner) {
+	st := ModelStatus{Cursor: old.committed, CursorID: old.cursorID, Status: "ok"}
+	if reason := old.failedReason(); reason != "" {
+		st.Status, st.Reason = "failed", reason
+	}
+	if old.committed != old.cursor {
+		st.CursorID = "" // the id goes with the processed position, not the committed one
+	}
+	nr := newRunner(e, old.model, st)
+	nr.startUS, nr.promoteTo = old.startUS, old.promoteTo
+	nr.hold.Store(old.hold.Load())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runners[old.spec.Ident] != old {
+		return // removed meanwhile
+	}
+	e.runners[old.spec.Ident] = nr
+	if e.running != nil {
+		e.start(nr)
+	}
+	nr.log.Warn("model resumed from its last commit")
 }

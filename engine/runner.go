@@ -145,6 +145,12 @@ func (r *runner) stats() RunnerStats {
 	return s
 }
 
+func (r *runner) failedReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
 func (r *runner) isFailed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
