@@ -482,3 +482,36 @@ func TestMigrationCountsExistingData(t *testing.T) {
 		t.Errorf("rejects after the same record again: %s, want 2", got)
 	}
 }
+
+// TestPromoteKeepsRowCounts: a table rebuilt beside the old one and swapped
+// in brings its kept row count; the old table's count goes with it.
+func TestPromoteKeepsRowCounts(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, 0)
+	if _, err := db.Register(ctx, testSpec("volume-1h")); err != nil {
+		t.Fatal(err)
+	}
+	row := func(ts float64, cat string) engine.RowOp {
+		return engine.RowOp{Kind: engine.OpAdd, Row: engine.Row{"timestamp": ts, "category": cat, "volume": 1}}
+	}
+	commitBatch(t, db, "volume-1h", []engine.RowOp{row(3600, "a")}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "k"}})
+	shadow := testSpec("volume-1h" + engine.ShadowSep + "2")
+	shadow.Table.Columns = append(shadow.Table.Columns, schema.Column{Name: "extra", Type: schema.Text})
+	if _, err := db.Register(ctx, shadow); err != nil {
+		t.Fatal(err)
+	}
+	commitBatch(t, db, shadow.Ident, []engine.RowOp{row(3600, "a"), row(3600, "b"), row(7200, "a")}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "k"}})
+	if err := db.Promote(ctx, shadow.Ident, "volume-1h"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.CountRows(ctx, "volume-1h"); err != nil || n != 3 {
+		t.Errorf("CountRows after promote = %d, %v; want 3", n, err)
+	}
+	if got := dumpQuery(t, db, `SELECT name, n FROM table_rows ORDER BY name`); got != shadow.Table.Name+"|3" {
+		t.Errorf("table_rows after promote:\n%s\nwant only %s|3", got, shadow.Table.Name)
+	}
+	page, err := db.Rows(ctx, "volume-1h", engine.RowQuery{})
+	if err != nil || page.Total != 3 || len(page.Rows) != 3 {
+		t.Errorf("Rows after promote: total %d, %d rows, %v; want 3", page.Total, len(page.Rows), err)
+	}
+}
