@@ -21,7 +21,7 @@ type ckey struct {
 
 const counterType = "statscache.counter"
 
-func registerCounterType(L *lua.LState) {
+func registerCounterType(L *lua.LState, g *guard) {
 	mt := L.NewTypeMetatable(counterType)
 	methods := L.NewTable()
 	L.SetFuncs(methods, map[string]lua.LGFunction{
@@ -30,13 +30,13 @@ func registerCounterType(L *lua.LState) {
 			c := checkCounter(L)
 			top := L.GetTop()
 			n := L.CheckNumber(top)
-			c.add(L, 2, top-1, float64(n))
+			c.add(L, g, 2, top-1, float64(n))
 			return 0
 		},
 		// c:inc(k1, ..., kn): adds 1.
 		"inc": func(L *lua.LState) int {
 			c := checkCounter(L)
-			c.add(L, 2, L.GetTop(), 1)
+			c.add(L, g, 2, L.GetTop(), 1)
 			return 0
 		},
 		// c:get(k1, ..., kn) -> the sum, 0 when absent.
@@ -55,6 +55,7 @@ func registerCounterType(L *lua.LState) {
 		// first-seen order; the counter is empty afterwards.
 		"drain": func(L *lua.LState) int {
 			c := checkCounter(L)
+			g.charge(L, 64)
 			order, sums := c.order, c.sums
 			c.order, c.sums = nil, map[ckey]float64{}
 			i := 0
@@ -117,9 +118,14 @@ func keyOf(L *lua.LState, from, to int) ckey {
 	return k
 }
 
-func (c *counter) add(L *lua.LState, from, to int, n float64) {
+// counterKeySize is what one new key of a counter costs (its map entry
+// and its place in the order), charged to the call that adds it.
+const counterKeySize = 128
+
+func (c *counter) add(L *lua.LState, g *guard, from, to int, n float64) {
 	k := keyOf(L, from, to)
 	if _, ok := c.sums[k]; !ok {
+		g.charge(L, counterKeySize)
 		c.order = append(c.order, k)
 	}
 	c.sums[k] += n

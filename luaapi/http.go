@@ -199,6 +199,7 @@ func httpModule(L *lua.LState, m *Model) *lua.LTable {
 			m.temporary = !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBadRequest)
 			L.RaiseError("http.%s %s %q: %v", name, service, req.Path, err)
 		}
+		m.guard.chargeString(L, "http."+name, len(resp.Body))
 		L.Push(lua.LString(resp.Body))
 		L.Push(lua.LNumber(resp.Status))
 		return 2

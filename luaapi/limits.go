@@ -3,7 +3,6 @@ package luaapi
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"statscache/engine"
+	"statscache/luaapi/sandbox"
 )
 
 // Limits bound what one model may cost. A model that exceeds one is
@@ -26,7 +26,8 @@ type Limits struct {
 	// WorkTimeout bounds one call of a queue model's work, which may wait
 	// for services over the network.
 	WorkTimeout time.Duration
-	// MaxString bounds a string built by string.rep or string.format.
+	// MaxString bounds a string built by a built-in function (string.rep,
+	// string.format, string.gsub, table.concat, ...; see sandbox.Meter).
 	MaxString int
 	// MemoryLimit bounds the growth of the process heap during one call. The
 	// Go heap is shared by every model, so a watchdog samples it every 50 ms
@@ -36,6 +37,12 @@ type Limits struct {
 	// stays in Lua while the heap grows by hundreds of MiB is the one
 	// growing it. Growth across calls (a table that grows without bound,
 	// message after message) is bounded by MaxTableEntries instead.
+	//
+	// The same bound applies, exactly, to what the built-in and host
+	// functions allocate on a call's behalf (sandbox.Meter): those bytes
+	// are charged to the call that asked for them, so the heap watchdog is
+	// only the last resort for what the host cannot see (the Lua VM's own
+	// tables and the .. operator).
 	MemoryLimit uint64
 }
 
@@ -77,6 +84,9 @@ type guard struct {
 	cancel context.CancelFunc
 	limits Limits
 	name   string
+	// meter is the running call's allocation account, charged by the
+	// built-ins and host functions of the guard's LState.
+	meter sandbox.Meter
 
 	// Owned by the watchdog: the call it last saw running, and the heap
 	// when it first saw it.
@@ -84,7 +94,44 @@ type guard struct {
 	seenHeap uint64
 }
 
+// newGuard returns a guard for a call of the named model (or script),
+// watched by the watchdog, and the context its LState must run under: the
+// guard cancels it to stop the call.
+func newGuard(name string, lim Limits) (*guard, context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &guard{cancel: cancel, limits: lim, name: name}
+	g.meter = sandbox.Meter{MaxString: lim.MaxString, MaxAlloc: int64(lim.MemoryLimit), Over: g.stop}
+	watch(g)
+	return g, ctx
+}
+
+// release takes the guard off the watchdog and cancels its context.
+func (g *guard) release() {
+	if g != nil {
+		unwatch(g)
+		g.cancel()
+	}
+}
+
+// charge counts n bytes a host function allocates for the running call
+// (see sandbox.Meter.Charge).
+func (g *guard) charge(L *lua.LState, n int) {
+	if g != nil {
+		g.meter.Charge(L, int64(n))
+	}
+}
+
+// chargeString checks and charges a string of n bytes built by fn.
+func (g *guard) chargeString(L *lua.LState, fn string, n int) {
+	if g != nil {
+		g.meter.String(L, fn, int64(n))
+	} else if n > DefaultLimits.MaxString {
+		L.RaiseError("%s: the result would be %d bytes, over the limit of %d", fn, n, DefaultLimits.MaxString)
+	}
+}
+
 func (g *guard) enter(limit time.Duration) {
+	g.meter.Reset()
 	g.seq.Add(1)
 	g.limit.Store(int64(limit))
 	g.start.Store(time.Now().UnixNano())
@@ -121,6 +168,11 @@ func (g *guard) limitErr() error {
 		return fmt.Errorf("%s: %w: %s", g.name, engine.ErrModelLimit, *r)
 	}
 	return nil
+}
+
+// timeLimitReason is the reason of a call stopped for its time limit.
+func timeLimitReason(limit time.Duration) string {
+	return fmt.Sprintf("a call ran longer than the limit of %s", limit)
 }
 
 var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
@@ -218,7 +270,7 @@ func checkGuards(now time.Time, heap uint64) {
 	}
 	switch {
 	case overdue != nil:
-		overdue.stop(fmt.Sprintf("a call ran longer than the limit of %s", time.Duration(overdue.limit.Load())))
+		overdue.stop(timeLimitReason(time.Duration(overdue.limit.Load())))
 	case suspect != nil:
 		suspect.stop(fmt.Sprintf("the heap grew by more than the limit of %d MiB during one call", suspect.limits.MemoryLimit>>20))
 	default:
@@ -230,51 +282,6 @@ func checkGuards(now time.Time, heap uint64) {
 	for g := range watchdog.guards {
 		g.seenHeap = heap
 	}
-}
-
-var fmtWidthRe = regexp.MustCompile(`%[-+ #0]*([0-9]*)(?:\.([0-9]*))?`)
-
-// capStrings replaces string.rep and string.format with versions that
-// refuse to build strings over the limit.
-func capStrings(L *lua.LState, max int) {
-	strT, ok := L.GetGlobal("string").(*lua.LTable)
-	if !ok {
-		return
-	}
-	rep := strT.RawGetString("rep")
-	format := strT.RawGetString("format")
-	strT.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
-		s := L.CheckString(1)
-		n := L.CheckInt(2)
-		if n > 0 && int64(len(s))*int64(n) > int64(max) {
-			L.RaiseError("string.rep: the result would be %d bytes, over the limit of %d", int64(len(s))*int64(n), max)
-		}
-		L.Push(rep)
-		L.Push(lua.LString(s))
-		L.Push(lua.LNumber(n))
-		L.Call(2, 1)
-		return 1
-	}))
-	strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
-		f := L.CheckString(1)
-		for _, m := range fmtWidthRe.FindAllStringSubmatch(f, -1) {
-			for _, n := range m[1:] {
-				if len(n) > 4 {
-					L.RaiseError("string.format: width or precision %s is too large", n)
-				}
-			}
-		}
-		top := L.GetTop()
-		L.Push(format)
-		for i := 1; i <= top; i++ {
-			L.Push(L.Get(i))
-		}
-		L.Call(top, 1)
-		if s, ok := L.Get(-1).(lua.LString); ok && len(s) > max {
-			L.RaiseError("string.format: the result is %d bytes, over the limit of %d", len(s), max)
-		}
-		return 1
-	}))
 }
 
 // MaxTableEntries bounds how many table entries (and counter keys) a model

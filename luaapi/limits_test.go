@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,11 +12,11 @@ import (
 	"statscache/luaapi"
 )
 
-// TestMemoryLimit runs a script that doubles a string inside one call
-// until memory runs out: the watchdog stops it for heap growth (or, on a
-// slow machine, for time), and the error is a limit error.
-func TestMemoryLimit(t *testing.T) {
-	models, err := luaapi.LoadFile("testdata/concat-growth.lua", luaapi.Options{})
+var testMsg = &engine.Message{ID: "x", Key: "x", Topic: "a.b.c.d", TimeUS: 1}
+
+func openFile(t *testing.T, path string, opts luaapi.Options) *luaapi.Model {
+	t.Helper()
+	models, err := luaapi.LoadFile(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,14 +24,117 @@ func TestMemoryLimit(t *testing.T) {
 	if err := m.Open(nopState{}); err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestMemoryLimit runs a script that doubles a string with the ..
+// operator inside one call, which no built-in sees: the heap watchdog, the
+// last resort, must stop it for heap growth. The time limit is set far
+// away so that only the heap can stop it.
+func TestMemoryLimit(t *testing.T) {
+	m := openFile(t, "testdata/concat-growth.lua", luaapi.Options{Limits: luaapi.Limits{CallTimeout: time.Minute}})
 	start := time.Now()
-	err = m.Process(context.Background(), &engine.Message{ID: "x", Key: "x", Topic: "a.b.c.d", TimeUS: 1})
-	if !errors.Is(err, engine.ErrModelLimit) {
-		t.Fatalf("got %v, want a limit error", err)
+	err := m.Process(context.Background(), testMsg)
+	want := "hostile-concat: model exceeded a limit: the heap grew by more than the limit of 512 MiB during one call"
+	if !errors.Is(err, engine.ErrModelLimit) || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
 	}
-	if !strings.Contains(err.Error(), "heap grew") && !strings.Contains(err.Error(), "longer than") {
-		t.Errorf("reason %q names neither the heap nor the time limit", err)
+	t.Logf("stopped after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBuiltinLimits: the built-ins that used to run outside every limit
+// stop at the call's time limit or allocation limit, with that reason.
+func TestBuiltinLimits(t *testing.T) {
+	for _, tc := range []struct {
+		file, want string
+		limits     luaapi.Limits
+		within     time.Duration
+	}{
+		{"pattern-hang.lua", "hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s", luaapi.Limits{}, 3 * time.Second},
+		{"sort-forever.lua", "hostile-sort: model exceeded a limit: a call ran longer than the limit of 500ms", luaapi.Limits{CallTimeout: 500 * time.Millisecond}, 1500 * time.Millisecond},
+		{"concat-parts.lua", "hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
+		{"gsub-repeat.lua", "string.gsub: the result would be over 16777216 bytes, the limit", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m := openFile(t, "testdata/"+tc.file, luaapi.Options{Limits: tc.limits})
+			start := time.Now()
+			err := m.Process(context.Background(), testMsg)
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if strings.Contains(tc.want, "model exceeded a limit") != errors.Is(err, engine.ErrModelLimit) {
+				t.Errorf("limit error %v: errors.Is(ErrModelLimit) = %v", err, errors.Is(err, engine.ErrModelLimit))
+			}
+			if took > tc.within {
+				t.Errorf("stopped after %s, want within %s", took, tc.within)
+			}
+		})
 	}
-	t.Logf("stopped after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// TestLoadLimits: loading runs script code only under the limits of a
+// call, and probes a script's functions without running any of its code.
+func TestLoadLimits(t *testing.T) {
+	start := time.Now()
+	_, err := luaapi.LoadFile("testdata/pattern-toplevel.lua", luaapi.Options{})
+	want := "testdata/pattern-toplevel.lua: the script's top level ran longer than the limit of 2s"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if took := time.Since(start); took > 3500*time.Millisecond {
+		t.Errorf("load gave up after %s", took)
+	}
+
+	// A metatable on _G whose __index raises or loops: the script loads
+	// (its functions are read raw), and a call that reads a missing
+	// global fails or is stopped like any other.
+	m := openFile(t, "testdata/globals-index-error.lua", luaapi.Options{})
+	if err := m.Process(context.Background(), testMsg); err != nil {
+		t.Errorf("process: %v", err)
+	}
+	m = openFile(t, "testdata/globals-index-loop.lua", luaapi.Options{Limits: luaapi.Limits{CallTimeout: 300 * time.Millisecond}})
+	err = m.Process(context.Background(), testMsg)
+	if want := "hostile-index-loop: model exceeded a limit: a call ran longer than the limit of 300ms"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// TestGuiltyNotInnocent: a model that allocates a gigabyte through the
+// built-ins is stopped for it, while a model running alongside goes on.
+func TestGuiltyNotInnocent(t *testing.T) {
+	// A time limit far away, so that only the allocation can stop it
+	// (under the race detector a gigabyte of string.rep takes seconds).
+	guilty := openFile(t, "testdata/concat-parts.lua", luaapi.Options{Limits: luaapi.Limits{CallTimeout: time.Minute}})
+	innocent := openFile(t, "../scripts/volume.lua", quiet)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var innocentErr error
+	calls := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := innocent.Process(context.Background(), testMsg); err != nil {
+				innocentErr = err
+				return
+			}
+			calls++
+		}
+	}()
+	err := guilty.Process(context.Background(), testMsg)
+	close(stop)
+	wg.Wait()
+	if !errors.Is(err, engine.ErrModelLimit) || !strings.Contains(err.Error(), "built-in functions allocated more than the limit") {
+		t.Errorf("guilty: %v, want the allocation limit", err)
+	}
+	if innocentErr != nil || calls == 0 {
+		t.Errorf("innocent: %v after %d calls", innocentErr, calls)
+	}
 }

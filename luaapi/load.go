@@ -2,7 +2,6 @@ package luaapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -241,8 +240,12 @@ func luaError(path string, err error) error {
 // declare runs the script in a scratch state to capture its model{...}
 // declaration and check its contract.
 func (s *Script) declare(opts Options) error {
-	L := newState()
+	lim := opts.Limits.withDefaults()
+	g, ctx := newGuard(s.Path, lim)
+	defer g.release()
+	L := newState(&g.meter)
 	defer L.Close()
+	L.SetContext(ctx)
 	var decl *lua.LTable
 	s.decl = &declaration{}
 	L.SetGlobal("model", L.NewFunction(func(L *lua.LState) int {
@@ -253,16 +256,17 @@ func (s *Script) declare(opts Options) error {
 		s.decl.line = currentLine(L)
 		return 0
 	}))
-	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler)})
-	lim := opts.Limits.withDefaults()
-	capStrings(L, lim.MaxString)
-	ctx, cancel := context.WithTimeout(context.Background(), lim.CallTimeout)
-	defer cancel()
-	L.SetContext(ctx)
+	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler), guard: g})
 	L.Push(L.NewFunctionFromProto(s.proto))
-	if err := L.PCall(0, 0, nil); err != nil {
-		if ctx.Err() != nil {
-			return &ScriptError{File: s.Path, Msg: fmt.Sprintf("the script's top level ran longer than the limit of %s", lim.CallTimeout)}
+	g.enter(lim.CallTimeout)
+	err := L.PCall(0, 0, nil)
+	g.leave()
+	if err != nil {
+		if r := g.reason.Load(); r != nil {
+			if *r == timeLimitReason(lim.CallTimeout) {
+				return &ScriptError{File: s.Path, Msg: fmt.Sprintf("the script's top level ran longer than the limit of %s", lim.CallTimeout)}
+			}
+			return &ScriptError{File: s.Path, Msg: "the script's top level was stopped: " + *r}
 		}
 		return luaError(s.Path, err)
 	}
@@ -270,7 +274,7 @@ func (s *Script) declare(opts Options) error {
 		return &ScriptError{File: s.Path, Msg: "no model{...} declaration"}
 	}
 	for _, fn := range []string{"process", "update"} {
-		v := L.GetGlobal(fn)
+		v := rawGlobal(L, fn)
 		if v.Type() != lua.LTFunction {
 			return &ScriptError{File: s.Path, Msg: fmt.Sprintf("function %s is not defined (got %s)", fn, v.Type())}
 		}
@@ -287,8 +291,8 @@ func (s *Script) declare(opts Options) error {
 // checkQueue checks the work and done functions of a script against its
 // queue declaration and the configured services.
 func (s *Script) checkQueue(L *lua.LState, decl *lua.LTable, opts Options) error {
-	work, hasWork := L.GetGlobal("work").(*lua.LFunction)
-	done, hasDone := L.GetGlobal("done").(*lua.LFunction)
+	work, hasWork := rawGlobal(L, "work").(*lua.LFunction)
+	done, hasDone := rawGlobal(L, "done").(*lua.LFunction)
 	qv := decl.RawGetString("queue")
 	switch {
 	case !hasWork && !hasDone && qv == lua.LNil:

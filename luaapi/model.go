@@ -81,15 +81,15 @@ func (m *Model) Open(st engine.State) error {
 	if err != nil {
 		return err
 	}
-	pf, ok1 := L.GetGlobal("process").(*lua.LFunction)
-	uf, ok2 := L.GetGlobal("update").(*lua.LFunction)
+	pf, ok1 := rawGlobal(L, "process").(*lua.LFunction)
+	uf, ok2 := rawGlobal(L, "update").(*lua.LFunction)
 	if !ok1 || !ok2 {
 		L.Close()
 		m.closeGuard()
 		return &ScriptError{File: m.script.Path, Msg: "process and update must be functions"}
 	}
 	m.L, m.process, m.update = L, pf, uf
-	m.done, _ = L.GetGlobal("done").(*lua.LFunction)
+	m.done, _ = rawGlobal(L, "done").(*lua.LFunction)
 	m.msgT = L.NewTable()
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(m.lazyField))
@@ -103,23 +103,21 @@ func (m *Model) Open(st engine.State) error {
 // boot builds an LState with the sandbox, the limits and the host API, and
 // runs the script's top level in it.
 func (m *Model) boot() (*lua.LState, error) {
-	L := newState()
 	lim := m.opts.Limits.withDefaults()
-	capStrings(L, lim.MaxString)
-	ctx, cancel := context.WithCancel(context.Background())
+	g, ctx := newGuard(m.spec.Ident, lim)
+	m.guard = g
+	L := newState(&g.meter)
 	L.SetContext(ctx)
-	m.guard = &guard{cancel: cancel, limits: lim, name: m.spec.Ident}
-	watch(m.guard)
 	L.SetGlobal("model", L.NewFunction(func(*lua.LState) int { return 0 }))
 	installHost(L, m)
 	L.Push(L.NewFunctionFromProto(m.script.proto))
-	m.guard.enter(lim.CallTimeout)
+	g.enter(lim.CallTimeout)
 	err := L.PCall(0, 0, nil)
-	m.guard.leave()
+	g.leave()
 	if err != nil {
 		L.Close()
 		m.closeGuard()
-		if lerr := m.guard.limitErr(); lerr != nil {
+		if lerr := g.limitErr(); lerr != nil {
 			return nil, lerr
 		}
 		return nil, luaError(m.script.Path, err)
@@ -137,12 +135,7 @@ func (m *Model) Close() error {
 	return nil
 }
 
-func (m *Model) closeGuard() {
-	if m.guard != nil {
-		unwatch(m.guard)
-		m.guard.cancel()
-	}
-}
+func (m *Model) closeGuard() { m.guard.release() }
 
 // scriptErr is an error raised by script code, with its Lua traceback.
 type scriptErr struct {
@@ -230,6 +223,7 @@ func (m *Model) lazyField(L *lua.LState) int {
 		t.RawSetString(key, v)
 		L.Push(v)
 	case "body", "msg":
+		m.guard.charge(L, 2*len(m.cur.Raw)) // the tables, about twice the JSON
 		b, err := m.cur.Body(&m.p)
 		if err != nil {
 			L.RaiseError("%v", err)

@@ -22,9 +22,9 @@ func installHost(L *lua.LState, m *Model) {
 	L.SetGlobal("bucket", L.NewFunction(m.luaBucket))
 	// counter() -> a Go-backed table of sums keyed by up to 4 values.
 	L.SetGlobal("counter", L.NewFunction(newCounter))
-	registerCounterType(L)
+	registerCounterType(L, m.guard)
 	L.SetGlobal("state", stateModule(L, m))
-	L.SetGlobal("json", jsonModule(L))
+	L.SetGlobal("json", jsonModule(L, m.guard))
 	L.SetGlobal("queue", queueModule(L, m))
 	L.SetGlobal("http", httpModule(L, m))
 	L.SetGlobal("retry", L.NewFunction(luaRetry(m)))
@@ -43,9 +43,12 @@ func installHost(L *lua.LState, m *Model) {
 	}
 	logf := L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())
+		n := 0
 		for i := range parts {
 			parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+			n += len(parts[i]) + 1
 		}
+		m.guard.chargeString(L, "log", n)
 		m.log.Info(strings.Join(parts, " "), "script", m.script.Path)
 		return 0
 	})
@@ -107,6 +110,7 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 		if !ok {
 			return lua.LNil
 		}
+		m.guard.charge(L, 2*len(v)) // the decoded value, about twice its JSON
 		var g any
 		if err := json.Unmarshal([]byte(v), &g); err != nil {
 			L.RaiseError("state.get(%q): stored value is not JSON: %v", key, err)
@@ -156,7 +160,7 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 }
 
 // jsonModule: json.encode(v) -> string | nil, err; json.decode(s) -> v | nil, err.
-func jsonModule(L *lua.LState) *lua.LTable {
+func jsonModule(L *lua.LState, gd *guard) *lua.LTable {
 	t := L.NewTable()
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"encode": func(L *lua.LState) int {
@@ -164,6 +168,7 @@ func jsonModule(L *lua.LState) *lua.LTable {
 			if err == nil {
 				var b []byte
 				if b, err = json.Marshal(g); err == nil {
+					gd.chargeString(L, "json.encode", len(b))
 					L.Push(lua.LString(b))
 					return 1
 				}
@@ -173,8 +178,10 @@ func jsonModule(L *lua.LState) *lua.LTable {
 			return 2
 		},
 		"decode": func(L *lua.LState) int {
+			s := L.CheckString(1)
+			gd.charge(L, 2*len(s)) // the decoded value, about twice its JSON
 			var g any
-			if err := json.Unmarshal([]byte(L.CheckString(1)), &g); err != nil {
+			if err := json.Unmarshal([]byte(s), &g); err != nil {
 				L.Push(lua.LNil)
 				L.Push(lua.LString(err.Error()))
 				return 2
@@ -235,6 +242,7 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 				L.Push(lua.LNil)
 				return 1
 			}
+			m.guard.charge(L, 64*len(row))
 			out := L.CreateTable(0, len(row))
 			for k, v := range row {
 				out.RawSetString(k, fromGo(L, v))

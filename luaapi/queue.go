@@ -74,6 +74,7 @@ func queueModule(L *lua.LState, m *Model) *lua.LTable {
 			if err != nil {
 				L.ArgError(1, err.Error())
 			}
+			m.guard.charge(L, len(b))
 			if err := m.queue.Push(b); err != nil {
 				if errors.Is(err, engine.ErrModelLimit) {
 					m.guard.stop(err.Error())
@@ -149,7 +150,7 @@ func (m *Model) NewWorker() (engine.Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: worker: %w", m.spec.Ident, err)
 	}
-	fn, ok := L.GetGlobal("work").(*lua.LFunction)
+	fn, ok := rawGlobal(L, "work").(*lua.LFunction)
 	if !ok {
 		L.Close()
 		w.closeGuard()

@@ -24,12 +24,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fastjson"
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
 
 	"statscache/engine"
+	"statscache/luaapi/sandbox"
 )
 
 // Result is what the helpers say about one message. Sets are sorted and
@@ -113,7 +115,21 @@ type Library struct {
 	pool    chan *state
 	parsers fastjson.ParserPool
 	errs    atomic.Int64
+	limits  Limits
 }
+
+// Limits bound one computation of the helpers for a message, as a model's
+// limits bound one call of process: the rules run under a time limit, and
+// the built-ins they call under the string cap and the allocation bound of
+// sandbox.Meter.
+type Limits struct {
+	Timeout   time.Duration // 0 means DefaultLimits.Timeout
+	MaxString int           // 0 means sandbox.DefaultMaxString
+	MaxAlloc  int64         // 0 means DefaultLimits.MaxAlloc
+}
+
+// DefaultLimits are a model's default limits for process.
+var DefaultLimits = Limits{Timeout: 2 * time.Second, MaxString: sandbox.DefaultMaxString, MaxAlloc: 512 << 20}
 
 // maxTopicCache bounds the topic → processor cache.
 const maxTopicCache = 50000
@@ -134,7 +150,7 @@ func LoadFS(fsys fs.FS, dir string, logger *slog.Logger) (*Library, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Library{dir: dir, logger: logger, usermap: map[string]string{}}
+	l := &Library{dir: dir, logger: logger, usermap: map[string]string{}, limits: DefaultLimits}
 	names, err := fs.Glob(fsys, "*.lua")
 	if err != nil {
 		return nil, err

@@ -48,6 +48,7 @@ var helperNames = []string{"usernames", "packages", "objects", "title", "subtitl
 
 type state struct {
 	L       *lua.LState
+	meter   *sandbox.Meter
 	procs   *lua.LTable
 	broken  bool
 	helpers [9]lua.LString
@@ -75,12 +76,13 @@ type lazyKey struct {
 }
 
 func (l *Library) newState() (*state, error) {
+	meter := &sandbox.Meter{MaxString: l.limits.MaxString, MaxAlloc: l.limits.MaxAlloc}
 	L := sandbox.NewState(lua.Options{
 		CallStackSize:       256,
 		RegistrySize:        1024 * 20,
 		RegistryMaxSize:     1024 * 1024 * 8,
 		MinimizeStackMemory: false, // states are pooled: keep one stack rather than regrow it per call
-	})
+	}, meter)
 	logger := l.logger
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())
@@ -91,7 +93,7 @@ func (l *Library) newState() (*state, error) {
 		return 0
 	}))
 	L.SetGlobal("util", l.utilModule(L))
-	st := &state{L: L, topicK: "topic", msgK: "msg", lazy: map[*lua.LTable]*fastjson.Value{}, read: map[lazyKey]lua.LValue{}}
+	st := &state{L: L, meter: meter, topicK: "topic", msgK: "msg", lazy: map[*lua.LTable]*fastjson.Value{}, read: map[lazyKey]lua.LValue{}}
 	st.installLazy()
 	run := func(proto *lua.FunctionProto, name string) error {
 		L.SetGlobal("__FILE", lua.LString(name))
