@@ -48,6 +48,7 @@ type DB struct {
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
+	stalls map[string]string      // ident -> reason, see NoteStall
 }
 
 // Open opens (creating if needed) the database at path and runs the

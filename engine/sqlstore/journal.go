@@ -17,6 +17,7 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 	if len(msgs) == 0 {
 		return res, nil
 	}
+	defer func() { err = diskFull(err) }()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("append: begin: %w", err)

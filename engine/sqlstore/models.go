@@ -136,9 +136,9 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: begin: %w", ident, err)
+		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
 	}
-	return &modelTx{ctx: ctx, tx: tx, mt: mt, keep: db.keep, stmts: map[string]*sql.Stmt{}}, nil
+	return fullTx{&modelTx{ctx: ctx, tx: tx, mt: mt, keep: db.keep, stmts: map[string]*sql.Stmt{}}}, nil
 }
 
 // modelTx is one model's batch transaction. Statements are prepared once per

@@ -121,6 +121,7 @@ func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 				return fmt.Errorf("read models: %w", err)
 			}
 			info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
+			db.withStall(&info)
 			out = append(out, info)
 		}
 		if err := rows.Err(); err != nil {
@@ -155,6 +156,7 @@ func (db *DB) ModelInfo(ctx context.Context, ident string) (engine.ModelInfo, er
 			return err
 		}
 		info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
+		db.withStall(&info)
 		return lastError(ctx, tx, &info)
 	})
 	return info, err
