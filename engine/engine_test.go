@@ -51,7 +51,7 @@ func newFake(ident string) *fakeModel {
 			Name: schema.TableName(ident),
 			Columns: []schema.Column{
 				{Name: "timestamp", Type: schema.Real, NotNull: true, Index: true},
-				{Name: "topic", Type: schema.Text},
+				{Name: "topic", Type: schema.Text, NotNull: true}, // as Validate makes a key column
 				{Name: "n", Type: schema.Integer, NotNull: true},
 			},
 			Key: []string{"timestamp", "topic"},

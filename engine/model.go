@@ -23,8 +23,10 @@ type ModelSpec struct {
 	// Topics are topic prefixes; a model sees only messages whose topic
 	// starts with one of them. Empty means every message.
 	Topics []string `json:"topics,omitempty"`
-	// Script is the file the model came from, for error reports.
+	// Script is the file the model came from, and Line where it declares
+	// the model (0 when unknown), for error reports.
 	Script string `json:"script"`
+	Line   int    `json:"line,omitempty"`
 	// Version identifies the model's code (a hash of its script): a reload
 	// leaves a model whose version and table are unchanged untouched.
 	Version string          `json:"version,omitempty"`

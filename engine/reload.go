@@ -43,6 +43,20 @@ func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []str
 	for _, f := range failedScripts {
 		failed[f] = true
 	}
+	refused, errs := DuplicateIdents(models)
+	res.Errors = append(res.Errors, errs...)
+	if len(refused) > 0 {
+		var kept []Model
+		for _, m := range models {
+			if !refused[m.Spec().Script] {
+				kept = append(kept, m)
+			}
+		}
+		models = kept
+		for f := range refused {
+			failed[f] = true
+		}
+	}
 	e.mu.Lock()
 	current := map[string]*runner{}
 	for id, r := range e.runners {
@@ -115,6 +129,68 @@ func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []str
 		sort.Strings(l)
 	}
 	return res
+}
+
+// DuplicateIdents refuses the scripts that declare a model ident another
+// script (or the same one) also declares. Names are unique: rather than
+// let one of them silently win, every script involved is refused, with an
+// error at its declaration naming the others; Reload treats them as
+// scripts that failed to load (their running versions are kept).
+func DuplicateIdents(models []Model) (refused map[string]bool, errs []error) {
+	byIdent := map[string][]*ModelSpec{}
+	var idents []string
+	for _, m := range models {
+		s := m.Spec()
+		if _, ok := byIdent[s.Ident]; !ok {
+			idents = append(idents, s.Ident)
+		}
+		byIdent[s.Ident] = append(byIdent[s.Ident], s)
+	}
+	sort.Strings(idents)
+	refused = map[string]bool{}
+	for _, id := range idents {
+		specs := byIdent[id]
+		if len(specs) < 2 {
+			continue
+		}
+		for i, s := range specs {
+			var others []string
+			for j, o := range specs {
+				if j != i {
+					others = append(others, declaredAt(o))
+				}
+			}
+			errs = append(errs, &DuplicateError{Ident: id, Script: s.Script, Line: s.Line, Others: others})
+			refused[s.Script] = true
+		}
+	}
+	return refused, errs
+}
+
+// DuplicateError refuses a script that declares a model ident another
+// script also declares (Others: where, as file:line).
+type DuplicateError struct {
+	Ident, Script string
+	Line          int
+	Others        []string
+}
+
+// Reason is the error without its location.
+func (e *DuplicateError) Reason() string {
+	return fmt.Sprintf("model %q is also declared by %s: model names must be unique, so neither script is loaded (a running version is kept)",
+		e.Ident, strings.Join(e.Others, ", "))
+}
+
+func (e *DuplicateError) Error() string {
+	return declaredAt(&ModelSpec{Script: e.Script, Line: e.Line}) + ": " + e.Reason()
+}
+
+// declaredAt is where a model is declared: file:line, or the file.
+func declaredAt(s *ModelSpec) string {
+	if s.Line > 0 {
+		return fmt.Sprintf("%s:%d", s.Script, s.Line)
+	}
+	return s.Script
 }
 
 // addShadow starts a rebuild of m's table under a shadow ident. The

@@ -120,7 +120,6 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 		}
 	}
 	sort.Strings(files)
-	idents := map[string]string{}
 	for _, name := range files {
 		f := filepath.Join(label, name)
 		src, err := fs.ReadFile(fsys, name)
@@ -133,22 +132,32 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 			errs = append(errs, err)
 			continue
 		}
-		var clash error
-		for _, m := range ms {
-			if other, ok := idents[m.spec.Ident]; ok {
-				clash = &ScriptError{File: f, Line: m.script.decl.line, Msg: fmt.Sprintf("model ident %q is already declared by %s", m.spec.Ident, other)}
-			}
-		}
-		if clash != nil {
-			errs = append(errs, clash)
-			continue
-		}
-		for _, m := range ms {
-			idents[m.spec.Ident] = f
-		}
 		models = append(models, ms...)
 	}
-	return models, errs
+	// Model names are unique: the scripts that declare the same model are
+	// all refused (the engine's rule, which its Reload applies too).
+	ems := make([]engine.Model, len(models))
+	for i, m := range models {
+		ems[i] = m
+	}
+	refused, dups := engine.DuplicateIdents(ems)
+	if len(refused) == 0 {
+		return models, errs
+	}
+	for _, err := range dups {
+		var de *engine.DuplicateError
+		if errors.As(err, &de) {
+			err = &ScriptError{File: de.Script, Line: de.Line, Msg: de.Reason()}
+		}
+		errs = append(errs, err)
+	}
+	kept := models[:0]
+	for _, m := range models {
+		if !refused[m.spec.Script] {
+			kept = append(kept, m)
+		}
+	}
+	return kept, errs
 }
 
 // LoadFile compiles a script, runs it once to read its declaration, checks
@@ -435,6 +444,9 @@ func (s *Script) parseDecl(t *lua.LTable) error {
 	if d.name, err = str("name", true); err != nil {
 		return err
 	}
+	if strings.Contains(d.name, engine.ShadowSep) {
+		return s.errAt("name", "name must not contain %q (it marks tables being rebuilt)", engine.ShadowSep)
+	}
 	if d.summary, err = str("summary", true); err != nil {
 		return err
 	}
@@ -599,7 +611,7 @@ func (s *Script) spec(iv time.Duration) (*engine.ModelSpec, error) {
 	ident := engine.Ident(d.name, iv)
 	spec := &engine.ModelSpec{
 		Ident: ident, Name: d.name, Summary: d.summary, Description: d.description,
-		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Layout: d.layout, Version: s.Hash[:16],
+		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Line: d.line, Layout: d.layout, Version: s.Hash[:16],
 		Table: schema.Table{
 			Name:    schema.TableName(ident),
 			Columns: append([]schema.Column(nil), d.columns...),

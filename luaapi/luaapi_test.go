@@ -104,6 +104,16 @@ func TestLoadErrors(t *testing.T) {
 			wantMsg: []string{`unknown field "sumary"`},
 		},
 		{
+			name: "ErrShadowSeparatorInName",
+			src: lines(
+				"model {",
+				`  name = "volume-1m#0123456789abcdef", summary = "s", description = "d",`,
+				`  columns = {{name = "n", type = "integer"}},`,
+				"}", fns[0], fns[1]),
+			line:    2,
+			wantMsg: []string{`name must not contain "#"`},
+		},
+		{
 			name: "ErrUnknownColumnType",
 			src: lines(
 				"model {",
@@ -335,31 +345,37 @@ func TestLoadDir(t *testing.T) {
 	for _, m := range models {
 		got = append(got, m.Spec().Ident+" from "+filepath.Base(m.Spec().Script))
 	}
-	if want := []string{"dup-1m from a.lua", "other-1m from c.lua"}; !reflect.DeepEqual(got, want) {
+	// Neither script declaring dup-1m wins: both are refused.
+	if want := []string{"other-1m from c.lua"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("loaded %v, want %v", got, want)
 	}
-	if len(errs) != 2 {
-		t.Fatalf("errors %v, want 2 (b.lua and d.lua)", errs)
+	if len(errs) != 3 {
+		t.Fatalf("errors %v, want 3 (d.lua, then a.lua and b.lua)", errs)
 	}
-	t.Run("ErrDuplicateIdent", func(t *testing.T) {
-		var se *luaapi.ScriptError
-		if !errors.As(errs[0], &se) {
-			t.Fatalf("error %v is not a *ScriptError", errs[0])
-		}
-		if got, want := se.File, filepath.Join(dir, "b.lua"); got != want {
-			t.Errorf("File = %q, want %q", got, want)
-		}
-		if got, want := se.Line, 3; got != want {
-			t.Errorf("Line = %d, want %d", got, want)
-		}
-		if !strings.Contains(se.Msg, `"dup-1m" is already declared by `+filepath.Join(dir, "a.lua")) {
-			t.Errorf("Msg %q, want it to name the ident and a.lua", se.Msg)
+	t.Run("ErrDuplicateIdentRefusesBoth", func(t *testing.T) {
+		for i, tc := range []struct {
+			file, other string
+			line        int
+		}{{"a.lua", "b.lua:3", 1}, {"b.lua", "a.lua:1", 3}} {
+			var se *luaapi.ScriptError
+			if !errors.As(errs[1+i], &se) {
+				t.Fatalf("error %v is not a *ScriptError", errs[1+i])
+			}
+			if got, want := se.File, filepath.Join(dir, tc.file); got != want {
+				t.Errorf("File = %q, want %q", got, want)
+			}
+			if got, want := se.Line, tc.line; got != want {
+				t.Errorf("%s: Line = %d, want %d", tc.file, got, want)
+			}
+			if !strings.Contains(se.Msg, `"dup-1m" is also declared by `+filepath.Join(dir, tc.other)) {
+				t.Errorf("Msg %q, want it to name the ident and %s", se.Msg, tc.other)
+			}
 		}
 	})
 	t.Run("ErrSyntaxInOtherFile", func(t *testing.T) {
 		var se *luaapi.ScriptError
-		if !errors.As(errs[1], &se) || se.File != filepath.Join(dir, "d.lua") || !strings.Contains(se.Msg, "syntax error") {
-			t.Errorf("error %v, want a syntax error in d.lua", errs[1])
+		if !errors.As(errs[0], &se) || se.File != filepath.Join(dir, "d.lua") || !strings.Contains(se.Msg, "syntax error") {
+			t.Errorf("error %v, want a syntax error in d.lua", errs[0])
 		}
 	})
 	t.Run("ErrNoDirectory", func(t *testing.T) {

@@ -156,13 +156,17 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 	}
 	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, HoldNewModels: c.holdNew, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
-	for _, m := range models {
-		if err := eng.Add(ctx, m); err != nil {
-			fmt.Fprintf(stderr, "model not started: %s: %v\n", m.Script().Path, err)
-			continue
-		}
-		p.idents = append(p.idents, m.Spec().Ident)
+	// Starting is a reload from nothing: the same checks (unique names)
+	// and the same handling of changed tables.
+	ems := make([]engine.Model, len(models))
+	for i, m := range models {
+		ems[i] = m
 	}
+	res := eng.Reload(ctx, ems, nil)
+	for _, err := range res.Errors {
+		fmt.Fprintf(stderr, "model not started: %v\n", err)
+	}
+	p.idents = append(res.Added, res.Rebuilding...)
 	sort.Strings(p.idents)
 	return p, nil
 }

@@ -162,8 +162,13 @@ func (db *DB) ModelInfo(ctx context.Context, ident string) (engine.ModelInfo, er
 	return info, err
 }
 
-// readModel reads one model's row.
+// readModel reads one model's row. A table being rebuilt under a shadow
+// ident is private to the engine (it is half built, or left so by a daemon
+// stopped mid-rebuild): it is not found.
 func readModel(ctx context.Context, tx *sql.Tx, ident string) (engine.ModelInfo, error) {
+	if strings.Contains(ident, engine.ShadowSep) {
+		return engine.ModelInfo{}, fmt.Errorf("model %s: %w", ident, engine.ErrNotFound)
+	}
 	info, err := scanModel(tx.QueryRowContext(ctx, `SELECT `+modelColumns+` FROM models WHERE ident = ?`, ident))
 	if errors.Is(err, sql.ErrNoRows) {
 		return info, fmt.Errorf("model %s: %w", ident, engine.ErrNotFound)
