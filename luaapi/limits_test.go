@@ -10,6 +10,7 @@ import (
 
 	"statscache/engine"
 	"statscache/luaapi"
+	"statscache/luaapi/meta"
 )
 
 var testMsg = &engine.Message{ID: "x", Key: "x", Topic: "a.b.c.d", TimeUS: 1}
@@ -136,5 +137,43 @@ func TestGuiltyNotInnocent(t *testing.T) {
 	}
 	if innocentErr != nil || calls == 0 {
 		t.Errorf("innocent: %v after %d calls", innocentErr, calls)
+	}
+}
+
+// TestMetaRuleLoopDoesNotBlockModel: a model that asks fedmsg.meta about a
+// message whose rule loops gets an empty answer once the rules' limit
+// passes, and goes on.
+func TestMetaRuleLoopDoesNotBlockModel(t *testing.T) {
+	lib, err := meta.Load("meta/testdata/looping", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib.SetLimits(meta.Limits{Timeout: 300 * time.Millisecond})
+	src := lines(`model {name = "asks-meta", summary = "s", description = "d", columns = {{name = "n", type = "integer"}}}`,
+		`function process(msg)`,
+		`  if meta.title(msg) ~= "" or #meta.usernames(msg) ~= 0 then error("not empty") end`,
+		`end`,
+		`function update(db) end`)
+	opts := quiet
+	opts.Meta = lib
+	models, err := luaapi.LoadSource("asks-meta.lua", src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := models[0]
+	if err := m.Open(nopState{}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	start := time.Now()
+	msg := decode(t, rawRecord("2024-a", "org.example.prod.x.y", 1, `{}`))
+	if err := m.Process(context.Background(), msg); err != nil {
+		t.Fatalf("process: %v", err)
+	}
+	if took := time.Since(start); took > 1300*time.Millisecond {
+		t.Errorf("process took %s, want about the rules' 300ms limit", took)
+	}
+	if lib.Errors() < 1 {
+		t.Errorf("meta errors = %d, want the stop recorded", lib.Errors())
 	}
 }

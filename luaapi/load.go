@@ -114,6 +114,8 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 				if err != nil {
 					errs = append(errs, fmt.Errorf("fedmsg.meta rules: %w", err))
 				} else {
+					lim := opts.Limits.withDefaults()
+					lib.SetLimits(meta.Limits{Timeout: lim.CallTimeout, MaxString: lim.MaxString, MaxAlloc: int64(lim.MemoryLimit)})
 					opts.Meta = lib
 				}
 			}

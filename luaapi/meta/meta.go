@@ -12,6 +12,7 @@
 package meta
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type Result struct {
 	// Processor is the __name__ of the processor that handled the message
 	// (e.g. "Bodhi", "pagure", "unhandled").
 	Processor string
+	// Err is set when the rules were stopped for a limit (time, or what
+	// their built-ins allocated): the answer is then empty.
+	Err string
 
 	// nulls records which of link, icon and secondary_icon the rules
 	// returned as nil (JSON null) rather than a string.
@@ -83,9 +87,10 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Icon          any      `json:"icon"`
 		SecondaryIcon any      `json:"secondary_icon"`
 		Processor     string   `json:"processor"`
+		Err           string   `json:"error,omitempty"`
 	}{r.Usernames, r.Packages, r.Objects, r.Agent, r.Title, r.Subtitle,
 		str(r.Link, r.LinkIsNull()), str(r.Icon, r.IconIsNull()),
-		str(r.SecondaryIcon, r.SecondaryIconIsNull()), r.Processor})
+		str(r.SecondaryIcon, r.SecondaryIconIsNull()), r.Processor, r.Err})
 }
 
 // Processor describes one declared processor.
@@ -200,6 +205,22 @@ func LoadFS(fsys fs.FS, dir string, logger *slog.Logger) (*Library, error) {
 	return l, nil
 }
 
+// SetLimits replaces the limits of one computation; zero fields keep
+// DefaultLimits. It must be called before the library is used.
+func (l *Library) SetLimits(lim Limits) {
+	if lim.Timeout <= 0 {
+		lim.Timeout = DefaultLimits.Timeout
+	}
+	if lim.MaxString <= 0 {
+		lim.MaxString = DefaultLimits.MaxString
+	}
+	if lim.MaxAlloc <= 0 {
+		lim.MaxAlloc = DefaultLimits.MaxAlloc
+	}
+	l.limits = lim
+	l.Close() // pooled states carry the old meter
+}
+
 // SetUserMap replaces the user-name mapping (email or IRC nick → account).
 // It must be called before the library is used.
 func (l *Library) SetUserMap(m map[string]string) {
@@ -225,7 +246,8 @@ func (l *Library) Processors() []Processor {
 }
 
 // Errors returns how many helper calls failed in the rules (and fell back
-// to the helper's default) since the library was loaded.
+// to the helper's default), and how many computations were stopped for a
+// limit, since the library was loaded.
 func (l *Library) Errors() int64 { return l.errs.Load() }
 
 // Close releases the pooled states.
@@ -253,7 +275,7 @@ func compile(src, name string) (*lua.FunctionProto, error) {
 }
 
 func (l *Library) readRegistry(L *lua.LState) error {
-	reg, ok := L.GetGlobal("PROCESSORS").(*lua.LTable)
+	reg, ok := L.G.Global.RawGetString("PROCESSORS").(*lua.LTable)
 	if !ok {
 		return errors.New("meta: PROCESSORS registry missing")
 	}
@@ -392,8 +414,19 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 	if err != nil {
 		return nil, err
 	}
+	// The rules run under the limits of a model's process call: a rule
+	// that loops, or whose built-ins allocate without bound, is stopped,
+	// and the message gets an empty answer (with the reason in Err)
+	// instead of holding every model that asks about it.
+	ctx, cancel := context.WithTimeout(context.Background(), l.limits.Timeout)
+	defer cancel()
+	st.L.SetContext(ctx)
+	st.meter.Reset()
+	st.stop, st.reason = cancel, ""
 	defer func() {
 		st.release()
+		st.L.RemoveContext()
+		st.stop = nil
 		if e := recover(); e != nil {
 			st.broken = true
 			res, err = nil, fmt.Errorf("meta: %s: %v", proc.Name, e)
@@ -401,5 +434,17 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 		l.putState(st)
 	}()
 	msg := st.envelope(topic, rec)
-	return st.run(l, proc, msg), nil
+	res = st.run(l, proc, msg)
+	if ctx.Err() != nil {
+		reason := st.reason
+		if reason == "" {
+			reason = fmt.Sprintf("the rules ran longer than the limit of %s", l.limits.Timeout)
+		}
+		st.broken = true // interrupted half way: do not reuse
+		l.errs.Add(1)
+		l.logger.Warn("meta rules stopped", "processor", proc.Name, "topic", topic, "reason", reason)
+		res = &Result{Usernames: []string{}, Packages: []string{}, Objects: []string{}, Processor: proc.Name,
+			Err: fmt.Sprintf("meta: %s: %s", proc.Name, reason)}
+	}
+	return res, nil
 }

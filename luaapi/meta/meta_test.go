@@ -305,3 +305,57 @@ func TestCasualDelta(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleLimits: a rule that loops, or whose built-ins allocate without
+// bound, is stopped at the limit; the message gets an empty answer with
+// the reason, every later caller gets that answer at once, and the
+// library goes on answering other messages.
+func TestRuleLimits(t *testing.T) {
+	for _, tc := range []struct{ dir, reason string }{
+		{"looping", "meta: looping: the rules ran longer than the limit of 300ms"},
+		{"allocating", "meta: allocating: built-in functions allocated more than the limit of 64 MiB during one call"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			l, err := Load(filepath.Join("testdata", tc.dir), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			l.SetLimits(Limits{Timeout: 300 * time.Millisecond, MaxAlloc: 64 << 20})
+			var d engine.Decoder
+			msg, err := d.Decode([]byte(`{"msg_id": "2024-1", "topic": "org.example.prod.x.y", "timestamp": 1, "msg": {}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			var wg sync.WaitGroup
+			results := make([]*Result, 4)
+			for i := range results {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, err := l.Compute(msg)
+					if err != nil {
+						t.Errorf("compute: %v", err)
+					}
+					results[i] = r
+				}()
+			}
+			wg.Wait()
+			if took := time.Since(start); took > 1300*time.Millisecond {
+				t.Errorf("callers waited %s, want about the 300ms limit", took)
+			}
+			for _, r := range results {
+				if r == nil {
+					continue
+				}
+				if r.Err != tc.reason || r.Title != "" || len(r.Usernames) != 0 {
+					t.Errorf("got %+v, want an empty answer with reason %q", r, tc.reason)
+				}
+			}
+			if l.Errors() < 1 {
+				t.Errorf("errors = %d, want the stop recorded", l.Errors())
+			}
+		})
+	}
+}

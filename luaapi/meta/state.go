@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,8 +48,12 @@ var preludeProto = func() *lua.FunctionProto {
 var helperNames = []string{"usernames", "packages", "objects", "title", "subtitle", "link", "icon", "secondary_icon", "agent"}
 
 type state struct {
-	L       *lua.LState
-	meter   *sandbox.Meter
+	L     *lua.LState
+	meter *sandbox.Meter
+	// stop ends the running computation (its context's cancel) and reason
+	// says why, when the meter stopped it.
+	stop    func()
+	reason  string
 	procs   *lua.LTable
 	broken  bool
 	helpers [9]lua.LString
@@ -95,10 +100,27 @@ func (l *Library) newState() (*state, error) {
 	L.SetGlobal("util", l.utilModule(L))
 	st := &state{L: L, meter: meter, topicK: "topic", msgK: "msg", lazy: map[*lua.LTable]*fastjson.Value{}, read: map[lazyKey]lua.LValue{}}
 	st.installLazy()
+	meter.Over = func(reason string) {
+		st.reason = reason
+		if st.stop != nil {
+			st.stop()
+		}
+	}
+	// The rule files' top levels run under the time limit too, and the
+	// registry is read and written raw: a rule file that gives _G a
+	// metatable runs none of it here.
+	ctx, cancel := context.WithTimeout(context.Background(), l.limits.Timeout)
+	defer cancel()
+	L.SetContext(ctx)
+	defer L.RemoveContext()
+	globals := L.G.Global
 	run := func(proto *lua.FunctionProto, name string) error {
-		L.SetGlobal("__FILE", lua.LString(name))
+		globals.RawSetString("__FILE", lua.LString(name))
 		L.Push(L.NewFunctionFromProto(proto))
 		if err := L.PCall(0, 0, nil); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("meta: %s: the rule file's top level ran longer than the limit of %s", name, l.limits.Timeout)
+			}
 			return fmt.Errorf("meta: %v", err)
 		}
 		return nil
@@ -113,8 +135,8 @@ func (l *Library) newState() (*state, error) {
 			return nil, err
 		}
 	}
-	L.SetGlobal("__FILE", lua.LNil)
-	st.procs, _ = L.GetGlobal("PROCESSORS").(*lua.LTable)
+	globals.RawSetString("__FILE", lua.LNil)
+	st.procs, _ = globals.RawGetString("PROCESSORS").(*lua.LTable)
 	if st.procs == nil {
 		L.Close()
 		return nil, fmt.Errorf("meta: the rules replaced PROCESSORS")
