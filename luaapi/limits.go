@@ -92,6 +92,8 @@ type guard struct {
 	// when it first saw it.
 	seenSeq  uint64
 	seenHeap uint64
+	// seenCharged is sandbox.Charged() when seenHeap was taken.
+	seenCharged int64
 }
 
 // newGuard returns a guard for a call of the named model (or script),
@@ -212,7 +214,7 @@ func runWatchdog() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for range t.C {
-		checkGuards(time.Now(), heapBytes())
+		checkGuards(time.Now(), heapBytes(), sandbox.Charged())
 	}
 }
 
@@ -222,7 +224,7 @@ func runWatchdog() {
 // the stall; likewise after a runaway call is stopped.
 var lastTick, stallEnd time.Time
 
-func checkGuards(now time.Time, heap uint64) {
+func checkGuards(now time.Time, heap uint64, charged int64) {
 	watchdog.mu.Lock()
 	defer watchdog.mu.Unlock()
 	if !lastTick.IsZero() && now.Sub(lastTick) > 500*time.Millisecond {
@@ -236,13 +238,13 @@ func checkGuards(now time.Time, heap uint64) {
 			continue
 		}
 		if seq := g.seq.Load(); seq != g.seenSeq {
-			g.seenSeq, g.seenHeap = seq, heap // a call first seen now
+			g.seenSeq, g.seenHeap, g.seenCharged = seq, heap, charged // a call first seen now
 			continue
 		}
 		if g.host.Load() > 0 {
 			// Waiting for the host, which bounds its own waits; what the
 			// heap does meanwhile is not this call's doing.
-			g.seenHeap = heap
+			g.seenHeap, g.seenCharged = heap, charged
 			continue
 		}
 		limit := time.Duration(g.limit.Load())
@@ -264,7 +266,11 @@ func checkGuards(now time.Time, heap uint64) {
 		// the limit, the one running longest is stopped, one per tick, until
 		// the growth stops. (A call merely slowed down by the garbage
 		// collector started later than the call that fills the heap.)
-		if heap > g.seenHeap+g.limits.MemoryLimit && g.host.Load() == 0 && (suspect == nil || s < suspect.start.Load()) {
+		// What the built-ins allocated meanwhile is charged to the calls
+		// that asked for it (and bounded there): only the growth the host
+		// could not see counts here.
+		unseen := int64(heap) - int64(g.seenHeap) - (charged - g.seenCharged)
+		if unseen > int64(g.limits.MemoryLimit) && g.host.Load() == 0 && (suspect == nil || s < suspect.start.Load()) {
 			suspect = g
 		}
 	}
@@ -280,7 +286,7 @@ func checkGuards(now time.Time, heap uint64) {
 	// the other calls' clocks and heap baselines start again from here.
 	stallEnd = now
 	for g := range watchdog.guards {
-		g.seenHeap = heap
+		g.seenHeap, g.seenCharged = heap, charged
 	}
 }
 

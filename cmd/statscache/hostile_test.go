@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,7 +71,8 @@ func TestHostileScripts(t *testing.T) {
 	// Scripts that cannot load are reported with file and line, and skipped.
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`script not loaded: \S*syntax-error\.lua:\d+: syntax error`),
-		regexp.MustCompile(`script not loaded: \S*toplevel-loop\.lua: the script's top level ran longer than the limit`),
+		regexp.MustCompile(`script not loaded: \S*toplevel-loop\.lua: the script's top level ran longer than the limit of 2s`),
+		regexp.MustCompile(`script not loaded: \S*pattern-toplevel\.lua: the script's top level ran longer than the limit of 2s`),
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("output lacks %s:\n%s", want, text)
@@ -103,31 +105,95 @@ func TestHostileScripts(t *testing.T) {
 		}
 	}
 	rows.Close()
+	// Each reason exactly: a time limit must not pass for a memory limit,
+	// nor an error share for a limit.
+	share := `process failed on 1000 of the last 1000 messages \(over the limit of 50%\); last error: `
 	for ident, want := range map[string]string{
-		"hostile-runtime":   "process failed on",
-		"hostile-loop":      "limit",
-		"hostile-rep":       "string.rep: the result would be",
-		"hostile-table":     "model exceeded a limit",
-		"hostile-recursion": "stack overflow",
-		"hostile-os":        "attempt to index",
+		"hostile-runtime":      share + `\S+/runtime-error\.lua:5: broken on \S+`,
+		"hostile-loop":         `hostile-loop: model exceeded a limit: a call ran longer than the limit of 2s`,
+		"hostile-rep":          share + `\S+/string-rep\.lua:5: string\.rep: the result would be 4294967296 bytes, over the limit of 16777216`,
+		"hostile-table":        `hostile-table: model exceeded a limit: its tables hold more than 2000000 entries between commits \(a table that grows without bound\?\)`,
+		"hostile-recursion":    share + `lua callstack overflow`,
+		"hostile-os":           share + `\S+/os-execute\.lua:5: attempt to index a non-table object\(nil\) with key 'execute'`,
+		"hostile-pattern":      `hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s`,
+		"hostile-concat-parts": `hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call`,
+		"hostile-index":        share + `\S+/globals-index-error\.lua:7: boom missing_global`,
 	} {
 		if got, ok := reasons[ident]; !ok {
 			t.Errorf("%s: not registered", ident)
-		} else if !strings.Contains(got, want) {
-			t.Errorf("%s: reason %q lacks %q", ident, got, want)
+		} else if !regexp.MustCompile(`^` + want + `$`).MatchString(got) {
+			t.Errorf("%s: reason\n  %q\nwant\n  %s", ident, got, want)
 		}
+		delete(reasons, ident)
+	}
+	for ident, got := range reasons {
+		t.Errorf("%s: unexpected hostile model (reason %q)", ident, got)
 	}
 	if _, err := os.Stat("/tmp/statscache-hostile-was-here"); err == nil {
 		t.Error("a script ran a shell command")
 	}
 
-	// Every reference model is exact.
+	// Every reference model is exact: its table, its state and its cursor.
 	want, got := dumpDB(t, refDB), dumpDB(t, mixedDB)
+	compared := 0
 	for name, w := range want {
 		if strings.HasPrefix(name, "table ") {
+			compared++
 			if got[name] != w {
 				t.Errorf("%s differs with hostile scripts beside it:\n%s", name, firstDiff(w, got[name]))
 			}
 		}
 	}
+	refModels, mixedModels := modelRecords(t, refDB), modelRecords(t, mixedDB)
+	for ident, w := range refModels {
+		if got := mixedModels[ident]; got != w {
+			t.Errorf("model %s: cursor, status or state differ with hostile scripts beside it:\n%s", ident, firstDiff(w, got))
+		}
+	}
+	if compared == 0 || len(refModels) != compared {
+		t.Errorf("compared %d tables and %d model records", compared, len(refModels))
+	}
+}
+
+// modelRecords returns, per model, its cursor, counts, status and state
+// as one text.
+func modelRecords(t *testing.T, path string) map[string]string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := map[string]string{}
+	rows, err := db.Query(`SELECT ident, cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason FROM models ORDER BY ident`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var ident, key, id, status, reason string
+		var us, processed, errs int64
+		if err := rows.Scan(&ident, &us, &key, &id, &processed, &errs, &status, &reason); err != nil {
+			t.Fatal(err)
+		}
+		out[ident] = fmt.Sprintf("cursor %d %s %s processed %d errors %d status %s %s\n", us, key, id, processed, errs, status, reason)
+	}
+	rows.Close()
+	rows, err = db.Query(`SELECT ident, key, value FROM model_state ORDER BY ident, key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ident, key, value string
+		if err := rows.Scan(&ident, &key, &value); err != nil {
+			t.Fatal(err)
+		}
+		out[ident] += fmt.Sprintf("state %s = %s\n", key, value)
+	}
+	for ident := range out {
+		if strings.HasPrefix(ident, "hostile-") {
+			delete(out, ident)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -29,6 +30,16 @@ type Meter struct {
 	over bool
 }
 
+// charged counts every byte charged by every Meter of the process. The
+// heap watchdog of package luaapi takes it off the heap growth it sees:
+// what the built-ins allocate is already charged to the call that asked
+// for it, and must not be blamed on another call running meanwhile.
+var charged atomic.Int64
+
+// Charged returns the bytes charged by all Meters since the process
+// started.
+func Charged() int64 { return charged.Load() }
+
 // DefaultMaxString is the string cap of a Meter that sets none.
 const DefaultMaxString = 16 << 20
 
@@ -52,6 +63,7 @@ func (m *Meter) Charge(L *lua.LState, n int64) {
 		return
 	}
 	m.used += n
+	charged.Add(n)
 	if m.MaxAlloc > 0 && m.used > m.MaxAlloc {
 		reason := fmt.Sprintf("built-in functions allocated more than the limit of %d MiB during one call", m.MaxAlloc>>20)
 		if !m.over && m.Over != nil {
