@@ -120,6 +120,9 @@ func TestEngineDiskFullStalls(t *testing.T) {
 				if got := db.model(t, "filling").Cursor; got != m1.Pos() {
 					t.Fatalf("cursor %+v after the shutdown, want the last good commit %+v", got, m1.Pos())
 				}
+				if info, err := db.store.ModelInfo(context.Background(), "filling"); err != nil || info.Status.Status != "ok" {
+					t.Errorf("API status once the stalled model stopped: %q %q (%v), want ok (not running, nothing stored)", info.Status.Status, info.Status.Reason, err)
+				}
 				store.full.Store(false)
 				e = engine.New(store, quietConfig(diskFullConfig()))
 				if err := e.Add(context.Background(), newFake("filling")); err != nil {

@@ -192,6 +192,12 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		// a batch's items: they are stored and wait for the next start.
 		defer r.wq.stop()
 	}
+	// A model that stops is no longer stalled, whatever its state.
+	defer func() {
+		if r.stallReason() != "" {
+			r.unstall("stalled model stopped")
+		}
+	}()
 	// The last commit: at the end of a replay, or at shutdown, when ctx has
 	// ended and a failing commit is not retried (see commit).
 	defer r.commit(ctx)
@@ -523,7 +529,7 @@ func (r *runner) commit(ctx context.Context) {
 		if err == nil {
 			r.lastCommit = time.Now()
 			if reason := r.stallReason(); reason != "" {
-				r.unstall()
+				r.unstall("model resumed: its commit got through")
 			}
 			return
 		}
@@ -696,11 +702,12 @@ func (r *runner) stall(reason string) {
 	}
 }
 
-func (r *runner) unstall() {
+// unstall clears the stall, logging why.
+func (r *runner) unstall(why string) {
 	r.mu.Lock()
 	r.stalled = ""
 	r.mu.Unlock()
-	r.log.Info("model resumed: its commit got through", "cursor", r.committed)
+	r.log.Info(why, "cursor", r.committed)
 	if sn, ok := r.e.store.(StallNoter); ok {
 		sn.NoteStall(r.spec.Ident, "")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -140,8 +141,9 @@ type workQueue struct {
 	out     chan workResult
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	mu      sync.Mutex // guards todo
-	todo    []WorkItem // committed items no worker has taken yet
+	log     *slog.Logger // the workers' logger (the runner's may be renamed by a promotion)
+	mu      sync.Mutex   // guards todo
+	todo    []WorkItem   // committed items no worker has taken yet
 	wakeup  chan struct{}
 	running bool
 }
@@ -208,6 +210,7 @@ func (q *workQueue) start(ctx context.Context) error {
 		workers = append(workers, w)
 	}
 	q.running = true
+	q.log = q.r.log
 	for _, w := range workers {
 		q.wg.Add(1)
 		go q.work(wctx, w)
@@ -275,7 +278,7 @@ func (q *workQueue) work(ctx context.Context, w Worker) {
 			if res.err == nil || !errors.Is(res.err, ErrTemporary) || try >= q.cfg.Retries || ctx.Err() != nil {
 				break
 			}
-			q.r.log.Warn("work failed; trying again", "item", it.Seq, "err", res.err, "retry_in", backoff)
+			q.log.Warn("work failed; trying again", "item", it.Seq, "err", res.err, "retry_in", backoff)
 			if !sleep(ctx, backoff) {
 				return
 			}
