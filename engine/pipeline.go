@@ -53,11 +53,12 @@ type Config struct {
 	// until there is space again.
 	DiskFullWait time.Duration
 	StallRetry   time.Duration
-	// HoldNewModels holds every model that has committed nothing yet
-	// before its first message, until released with Hold: the daemon first
-	// fills from the archive the history the journal lacks.
-	HoldNewModels bool
-	Logger        *slog.Logger
+	// HoldModels holds every model before its first message until the
+	// caller sets how far it may go with Hold: the daemon's follower
+	// (engine/follow) lets each model process only up to the first span of
+	// time the journal may still lack after the model's position.
+	HoldModels bool
+	Logger     *slog.Logger
 }
 
 // Default engine settings.
@@ -269,11 +270,37 @@ func (e *Engine) Remove(ident string) bool {
 // committed it, processes its batch again so that it sees the message in
 // order; one that had committed past it will not see it (it is late).
 func (e *Engine) Ingest(ctx context.Context, msgs []*Message) (AppendResult, error) {
-	if len(msgs) == 0 {
+	return e.ingest(ctx, msgs, nil)
+}
+
+// IngestSpan is Ingest for a span of time fetched whole from the archive:
+// in the same transaction as the messages, the store records that the
+// journal now holds every message of span. A crash either keeps both or
+// neither, so a span is never taken as complete while its messages are
+// missing. The store must implement SpanJournal.
+func (e *Engine) IngestSpan(ctx context.Context, msgs []*Message, span Span) (AppendResult, error) {
+	return e.ingest(ctx, msgs, &span)
+}
+
+func (e *Engine) ingest(ctx context.Context, msgs []*Message, span *Span) (AppendResult, error) {
+	if len(msgs) == 0 && span == nil {
 		return AppendResult{}, nil
 	}
+	var sj SpanJournal
+	if span != nil {
+		var ok bool
+		if sj, ok = e.store.(SpanJournal); !ok {
+			return AppendResult{}, errors.New("ingest a complete span: the store does not record spans")
+		}
+	}
 	e.commitMu.Lock()
-	res, err := e.store.Append(ctx, msgs)
+	var res AppendResult
+	var err error
+	if span != nil {
+		res, err = sj.AppendSpan(ctx, msgs, *span)
+	} else {
+		res, err = e.store.Append(ctx, msgs)
+	}
 	if err == nil && res.Added > 0 {
 		first := msgs[0].Pos()
 		for _, m := range msgs[1:] {
@@ -370,30 +397,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// HeldModels returns the models held by Config.HoldNewModels, with where
-// their history starts (unix µs): the daemon fills from the archive what
-// the journal lacks of it, then releases them with Hold(ident, MaxInt64).
-func (e *Engine) HeldModels() map[string]int64 {
+// Positions returns, for every model, where it stands in time (unix µs):
+// its committed cursor, or where its history starts when it has committed
+// nothing yet (math.MinInt64 for a model that wants the whole journal).
+// Spans of time before a model's position are of no use to it.
+func (e *Engine) Positions() map[string]int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := map[string]int64{}
+	out := make(map[string]int64, len(e.runners))
 	for id, r := range e.runners {
-		if r.hold.Load() != math.MaxInt64 {
+		r.mu.Lock()
+		pos := r.committedPos
+		r.mu.Unlock()
+		if pos.IsZero() {
 			out[id] = r.startUS
+		} else {
+			out[id] = max(pos.TimeUS, r.startUS)
 		}
 	}
 	return out
 }
 
 // Hold keeps one model from processing messages at or after untilUS, on
-// top of the watermark, while the archive fills history only it needs;
+// top of the watermark, while the journal may still lack messages there;
 // math.MaxInt64 releases it. The other models are not held back.
 func (e *Engine) Hold(ident string, untilUS int64) {
 	e.mu.Lock()
 	r := e.runners[ident]
 	e.mu.Unlock()
-	if r != nil {
-		r.hold.Store(untilUS)
+	if r != nil && r.hold.Swap(untilUS) != untilUS {
 		e.wake()
 	}
 }

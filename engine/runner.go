@@ -119,7 +119,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 		}
 	}
 	r.hold.Store(math.MaxInt64)
-	if st.Cursor.IsZero() && e.cfg.HoldNewModels {
+	if e.cfg.HoldModels {
 		r.hold.Store(math.MinInt64)
 	}
 	r.state = &stateBuffer{ident: spec.Ident, store: e.store}

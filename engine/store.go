@@ -135,3 +135,25 @@ type Store interface {
 	ModelStore
 	AddRejects(ctx context.Context, rs []Reject) error
 }
+
+// Span is a half-open span of time [FromUS, ToUS), in unix microseconds.
+type Span struct {
+	FromUS, ToUS int64
+}
+
+// Empty reports whether the span holds no instant.
+func (s Span) Empty() bool { return s.ToUS <= s.FromUS }
+
+// SpanJournal is a journal that also records which spans of time it holds
+// completely: every message the archive has for the span is journaled.
+// The daemon's follower (engine/follow) keeps this record so that a crash
+// at any instant of an archive fill leaves exactly the unfilled spans to
+// fill again at the next start.
+type SpanJournal interface {
+	// AppendSpan appends msgs like Append and, in the same transaction,
+	// records span as complete (merged with the spans recorded before).
+	AppendSpan(ctx context.Context, msgs []*Message, span Span) (AppendResult, error)
+	// CompleteSpans returns the recorded spans, sorted, disjoint and not
+	// adjacent (touching spans are merged).
+	CompleteSpans(ctx context.Context) ([]Span, error)
+}

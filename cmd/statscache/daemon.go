@@ -7,35 +7,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"statscache/engine"
 	"statscache/engine/archive"
 	"statscache/engine/bus"
+	"statscache/engine/follow"
 	"statscache/luaapi"
 	"statscache/web"
 )
 
-// The live daemon, and where its messages enter:
+// The live daemon: where its messages enter and where their order is
+// fixed is engine/follow; this file wires the sources, the follower, the
+// engine and the HTTP server together, and answers /status.
 //
-//	bus (ZeroMQ SUB) ──► liveLoop ──┐  journaled as they arrive
-//	archive (datagrepper) ──────────┴─► Engine.Ingest ─► journal (dedupe on key)
-//	                                                        │
-//	watermark = min(now − lateness, archive frontier) ──────┤ models process only
-//	                                                        ▼ messages older than it
-//	                                              runners ─► model tables
-//
-// Models never see a message the journal may still lack: the archive
-// frontier holds them back while a gap is being filled, the lateness window
-// while the bus may still deliver older messages. A message that arrives
-// after the watermark has passed its time is still journaled, flagged late
-// and counted; models that had already committed past it do not see it.
+//	bus (ZeroMQ SUB) ──┐
+//	archive ───────────┴─► follow.Follower ─► Engine.Ingest ─► journal ─► runners ─► model tables
+//	                         (holds each model behind the spans the journal may lack)
 
 // daemonConfig is everything "run" and "demo" are told.
 type daemonConfig struct {
@@ -50,40 +43,29 @@ type daemonConfig struct {
 	concurrency int
 	pidfile     string
 	// margin is how far past the start of the live subscription the
-	// archive fill reaches, so the seam overlaps.
+	// spans that hold the models reach, so the seam overlaps.
 	margin time.Duration
+	// verify is how often the spans the bus delivered are checked against
+	// the archive.
+	verify time.Duration
 	// progress draws a progress line on stderr (a terminal).
 	progress bool
 }
 
-// daemon is one running statscache: sources, engine, API.
+// daemon is one running statscache: sources, follower, engine, API.
 type daemon struct {
 	cfg  daemonConfig
 	log  *slog.Logger
 	p    *pipeline
 	sub  *bus.Subscriber
 	arch *archive.Client
-	live chan *engine.Message
+	fol  *follow.Follower
 	met  *metrics
-
-	// frontier is the time (unix µs) up to which the archive has filled the
-	// journal; math.MaxInt64 when no gap is being filled.
-	frontier atomic.Int64
-	backfill atomic.Pointer[backfillStatus]
-	fetched  atomic.Int64 // messages delivered by the archive in this run
 
 	mu      sync.Mutex
 	addr    net.Addr
 	started time.Time
 	reloads []reloadStatus
-}
-
-type backfillStatus struct {
-	From, To    time.Time
-	Done        bool
-	Progress    archive.Progress
-	LastError   string
-	Unreachable bool
 }
 
 type reloadStatus struct {
@@ -97,105 +79,68 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	if !cfg.epoch.IsZero() {
 		c.epoch = cfg.epoch
 	}
-	// New models wait until the history they need is in the journal.
-	c.holdNew = true
+	// Every model waits until the follower has said how far it may go.
+	c.hold = true
 	p, err := openPipeline(ctx, &c, log, stderr)
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, p: p, live: make(chan *engine.Message, 1<<16), started: time.Now()}
-	d.frontier.Store(math.MaxInt64)
+	d := &daemon{cfg: cfg, log: log, p: p, started: time.Now()}
 	d.met = newMetrics(d)
+	keepReject := func(source string) func(engine.Reject) {
+		return func(r engine.Reject) {
+			d.met.rejected.WithLabelValues(source).Inc()
+			if err := p.db.AddRejects(context.Background(), []engine.Reject{r}); err != nil {
+				log.Error("keep rejected record", "err", err)
+			}
+		}
+	}
+	var src follow.Bus
 	if len(cfg.buses) > 0 && !(len(cfg.buses) == 1 && cfg.buses[0] == "none") {
 		d.sub = bus.New(bus.Config{
 			Endpoints: cfg.buses, Topics: cfg.topics, Limits: c.limits(), Logger: log.With("source", "bus"),
-			OnReject: func(r engine.Reject) {
-				d.met.rejected.WithLabelValues("bus").Inc()
-				if err := p.db.AddRejects(context.Background(), []engine.Reject{r}); err != nil {
-					log.Error("keep rejected record", "err", err)
-				}
-			},
+			OnReject: keepReject("bus"),
 		})
+		src = zmqBus{d.sub}
 	}
+	var arch follow.Archive
 	if cfg.datagrepper != "" {
 		d.arch = &archive.Client{
 			BaseURL: cfg.datagrepper, Concurrency: cfg.concurrency, Limits: c.limits(),
-			Logger: log.With("source", "archive"),
-			OnReject: func(r engine.Reject) {
-				d.met.rejected.WithLabelValues("archive").Inc()
-				if err := p.db.AddRejects(context.Background(), []engine.Reject{r}); err != nil {
-					log.Error("keep rejected record", "err", err)
-				}
-			},
+			Logger: log.With("source", "archive"), OnReject: keepReject("archive"),
 		}
+		if cfg.progress {
+			d.arch.OnProgress = d.drawProgress
+		}
+		arch = d.arch
 	}
+	d.fol = follow.New(follow.Config{
+		Settle: cfg.settle, Lateness: cfg.lateness, Margin: cfg.margin, Verify: cfg.verify,
+		Start: c.epoch, OnIngest: d.met.count, Logger: log.With("part", "follow"),
+	}, p.eng, p.db, arch, src)
 	return d, nil
+}
+
+// zmqBus adapts the ZeroMQ subscriber to the follower: nothing to
+// acknowledge, the archive fills what it drops.
+type zmqBus struct{ s *bus.Subscriber }
+
+func (z zmqBus) RunFunc(ctx context.Context, deliver func(context.Context, *engine.Message, func()) error) error {
+	return z.s.RunFunc(ctx, func(ctx context.Context, m *engine.Message) error { return deliver(ctx, m, nil) })
 }
 
 // run runs the daemon until ctx ends, then drains and commits.
 func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 	defer d.p.db.Close()
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	srcCtx, stopSources := context.WithCancel(ctx)
-	defer stopSources()
-
-	// The live subscription starts first and is journaled from the start;
-	// the watermark keeps models behind the archive fill meanwhile.
-	if d.sub != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := d.sub.RunFunc(srcCtx, func(ctx context.Context, m *engine.Message) error {
-				select {
-				case d.live <- m:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			})
-			if err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error("bus subscriber stopped", "err", err)
-			}
-		}()
-	}
-	liveDone := make(chan struct{})
-	go func() {
-		defer close(liveDone)
-		d.liveLoop(srcCtx)
-	}()
-	if d.arch != nil {
-		from, err := d.fillFrom(ctx, t0)
-		if err != nil {
-			return err
-		}
-		d.frontier.Store(from.UnixMicro())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.fill(srcCtx, from, t0.Add(d.cfg.margin))
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.watermarkLoop(srcCtx)
-	}()
-
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.history(srcCtx)
-	}()
-
+	folDone := make(chan error, 1)
+	go func() { folDone <- d.fol.Run(ctx) }()
 	engDone := make(chan error, 1)
 	go func() { engDone <- d.p.eng.Run(ctx, true) }()
 
 	srv, err := d.serve()
 	if err != nil {
-		stopSources()
-		wg.Wait()
-		<-liveDone
+		<-folDone
+		<-engDone
 		return err
 	}
 	fmt.Fprintf(stdout, "statscache is running: http://%s/ (API at /api/, metrics at /metrics, status at /status)\n", d.addr)
@@ -203,272 +148,25 @@ func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 
 	<-ctx.Done()
 	d.log.Info("stopping: draining and committing (a second signal exits at once)")
-	stopSources()
-	wg.Wait()
-	<-liveDone
+	ferr := <-folDone
 	err = <-engDone
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shut)
-	return err
+	return errors.Join(ferr, err)
 }
 
-// fillFrom decides where the archive fill starts: a little before the
-// newest journaled message (the seam of the last run), or at the epoch.
-func (d *daemon) fillFrom(ctx context.Context, t0 time.Time) (time.Time, error) {
-	st, err := d.p.db.JournalStats(ctx)
-	if err != nil {
-		return time.Time{}, err
+// drawProgress draws the archive fill's progress line on a terminal.
+func (d *daemon) drawProgress(p archive.Progress) {
+	frac := 0.0
+	if p.Windows > 0 {
+		frac = float64(p.WindowsDone) / float64(p.Windows)
 	}
-	if st.Messages > 0 {
-		return time.UnixMicro(st.Newest.TimeUS).Add(-d.cfg.settle).UTC(), nil
-	}
-	if !d.cfg.epoch.IsZero() {
-		return d.cfg.epoch, nil
-	}
-	return t0.Add(-time.Hour), nil
-}
-
-// fill journals the archive's messages from from to to. The archive lags
-// the bus by up to settle, so a span is only fetched once it is settle
-// old; an unreachable archive is retried with backoff, forever: it delays
-// the models, it never makes them skip a window.
-func (d *daemon) fill(ctx context.Context, from, to time.Time) {
-	st := &backfillStatus{From: from, To: to}
-	d.backfill.Store(st)
-	d.log.Info("filling from the archive", "from", from, "to", to)
-	pos := from
-	backoff := time.Second
-	for pos.Before(to) && ctx.Err() == nil {
-		end := time.Now().Add(-d.cfg.settle)
-		if end.After(to) {
-			end = to
-		}
-		if !end.After(pos) {
-			// The rest is younger than the settle lag: wait for it to age.
-			if !sleep(ctx, min(pos.Sub(end)+10*time.Millisecond, time.Second)) {
-				return
-			}
-			continue
-		}
-		err := d.arch.Fetch(ctx, pos, end, func(batch []*engine.Message) error {
-			res, err := d.p.eng.Ingest(ctx, batch)
-			if err != nil {
-				return err
-			}
-			d.met.count("archive", len(batch), res)
-			d.fetched.Add(int64(len(batch)))
-			if len(batch) > 0 {
-				// Everything before the last delivered message is in.
-				d.frontier.Store(batch[len(batch)-1].TimeUS)
-			}
-			d.publishBackfill(st, "", false)
-			return nil
-		})
-		var we *archive.WindowError
-		switch {
-		case err == nil:
-			pos = end
-			d.frontier.Store(end.UnixMicro())
-			backoff = time.Second
-		case errors.As(err, &we):
-			pos = we.Start
-			d.frontier.Store(pos.UnixMicro())
-			d.log.Warn("archive unreachable: the models wait; retrying", "window", we.Start, "err", err, "retry_in", backoff)
-			d.publishBackfill(st, err.Error(), true)
-			if !sleep(ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, time.Minute)
-		default:
-			if ctx.Err() != nil {
-				return
-			}
-			d.log.Warn("archive fill failed; retrying", "err", err, "retry_in", backoff)
-			d.publishBackfill(st, err.Error(), true)
-			if !sleep(ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, time.Minute)
-		}
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	d.frontier.Store(math.MaxInt64)
-	d.publishBackfill(st, "", false)
-	done := *d.backfill.Load()
-	done.Done = true
-	d.backfill.Store(&done)
-	if d.cfg.progress {
+	bar := strings.Repeat("#", int(frac*30))
+	fmt.Fprintf(os.Stderr, "\rfill [%-30s] %3.0f%% %d msgs, %d/%d windows, %.0f msg/s, ETA %s   ",
+		bar, frac*100, p.Messages, p.WindowsDone, p.Windows, p.Rate, p.ETA.Round(time.Second))
+	if p.WindowsDone == p.Windows {
 		fmt.Fprintln(os.Stderr)
-	}
-	d.log.Info("archive fill done: models follow the bus", "messages", done.Progress.Messages)
-}
-
-func (d *daemon) publishBackfill(st *backfillStatus, lastErr string, unreachable bool) {
-	s := *st
-	s.Progress = d.arch.Progress()
-	s.Progress.Messages = d.fetched.Load() // over every Fetch of the fill
-	s.LastError, s.Unreachable = lastErr, unreachable
-	d.backfill.Store(&s)
-	if d.cfg.progress {
-		p := s.Progress
-		frac := 0.0
-		if p.Windows > 0 {
-			frac = float64(p.WindowsDone) / float64(p.Windows)
-		}
-		bar := int(frac * 30)
-		fmt.Fprintf(os.Stderr, "\rbackfill [%-30s] %3.0f%% %d msgs, %d/%d windows, %.0f msg/s, ETA %s   ",
-			string(repeat('#', bar)), frac*100, p.Messages, p.WindowsDone, p.Windows, p.Rate, p.ETA.Round(time.Second))
-	}
-}
-
-func repeat(c byte, n int) []byte {
-	b := make([]byte, max(n, 0))
-	for i := range b {
-		b[i] = c
-	}
-	return b
-}
-
-// history releases the models held because they have committed nothing
-// yet. When a model's history starts before the journal's oldest message,
-// the archive fills that span first; the held model waits, the others do
-// not. It runs at start and after each reload.
-func (d *daemon) history(ctx context.Context) {
-	held := d.p.eng.HeldModels()
-	if len(held) == 0 {
-		return
-	}
-	st, err := d.p.db.JournalStats(ctx)
-	if err != nil {
-		d.log.Error("history: read the journal", "err", err)
-		return
-	}
-	from := int64(math.MaxInt64)
-	var waiting []string
-	for ident, start := range held {
-		// An empty journal is filled from the epoch by the tail fill.
-		if d.arch == nil || st.Messages == 0 || start >= st.Oldest.TimeUS {
-			d.p.eng.Hold(ident, math.MaxInt64)
-			continue
-		}
-		waiting = append(waiting, ident)
-		from = min(from, start)
-	}
-	if len(waiting) == 0 {
-		return
-	}
-	to := time.UnixMicro(st.Oldest.TimeUS)
-	d.log.Info("filling history from the archive for new models", "models", waiting, "from", time.UnixMicro(from).UTC(), "to", to.UTC())
-	// A client of its own: its progress is separate from the tail fill's.
-	client := &archive.Client{BaseURL: d.arch.BaseURL, Concurrency: d.arch.Concurrency, Limits: d.arch.Limits,
-		Logger: d.arch.Logger, OnReject: d.arch.OnReject}
-	backoff := time.Second
-	pos := time.UnixMicro(from)
-	for ctx.Err() == nil {
-		err := client.Fetch(ctx, pos, to, func(batch []*engine.Message) error {
-			res, err := d.p.eng.Ingest(ctx, batch)
-			if err != nil {
-				return err
-			}
-			d.met.count("archive", len(batch), res)
-			if len(batch) > 0 {
-				for _, id := range waiting {
-					d.p.eng.Hold(id, batch[len(batch)-1].TimeUS)
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			break
-		}
-		var we *archive.WindowError
-		if errors.As(err, &we) {
-			pos = we.Start
-		}
-		d.log.Warn("history fill failed; the new models wait; retrying", "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, time.Minute)
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	for _, id := range waiting {
-		d.p.eng.Hold(id, math.MaxInt64)
-	}
-	d.log.Info("history filled: new models catch up", "models", waiting)
-}
-
-// liveLoop journals bus messages in small batches: every 100 ms or 1000
-// messages, whichever comes first.
-func (d *daemon) liveLoop(ctx context.Context) {
-	var batch []*engine.Message
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	flush := func(ctx context.Context) {
-		if len(batch) == 0 {
-			return
-		}
-		for {
-			res, err := d.p.eng.Ingest(ctx, batch)
-			if err == nil {
-				d.met.count("bus", len(batch), res)
-				if res.Late > 0 {
-					d.log.Warn("late messages: journaled, but behind models that had committed past their time", "count", res.Late)
-				}
-				break
-			}
-			d.log.Error("journal live messages; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
-				return
-			}
-		}
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case m := <-d.live:
-			batch = append(batch, m)
-			if len(batch) >= 1000 {
-				flush(ctx)
-			}
-		case <-t.C:
-			flush(ctx)
-		case <-ctx.Done():
-			// Drain what the subscriber handed over, then stop.
-			for {
-				select {
-				case m := <-d.live:
-					batch = append(batch, m)
-				default:
-					flush(context.Background())
-					return
-				}
-			}
-		}
-	}
-}
-
-// watermarkLoop moves the watermark: now minus the lateness window, but
-// never past the archive frontier.
-func (d *daemon) watermarkLoop(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		wm := time.Now().Add(-d.cfg.lateness).UnixMicro()
-		if f := d.frontier.Load(); f < wm {
-			wm = f
-		}
-		d.p.eng.SetWatermark(time.UnixMicro(wm))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
 	}
 }
 
@@ -491,7 +189,9 @@ func (d *daemon) reload(ctx context.Context) engine.ReloadResult {
 		ems[i] = m
 	}
 	res := d.p.eng.Reload(ctx, ems, failed)
-	go d.history(ctx)
+	// New models wait for the spans of their history the journal lacks;
+	// the one fill loop takes them in turn.
+	d.fol.Replan()
 	for _, err := range res.Errors {
 		msgs = append(msgs, err.Error())
 		d.log.Error("reload", "err", err)
@@ -538,21 +238,25 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		Stats     bus.Stats `json:"stats"`
 	}
 	out := struct {
-		Started   time.Time       `json:"started"`
-		Watermark *time.Time      `json:"watermark"`
-		Bus       *busStatus      `json:"bus"`
-		Backfill  *backfillStatus `json:"backfill"`
-		Journal   any             `json:"journal"`
-		Models    []any           `json:"models"`
-		Reloads   []reloadStatus  `json:"reloads"`
-	}{Started: d.started.UTC()}
+		Started   time.Time         `json:"started"`
+		Watermark *time.Time        `json:"watermark"`
+		Bus       *busStatus        `json:"bus"`
+		Fill      follow.Status     `json:"fill"`
+		Archive   *archive.Progress `json:"archive"`
+		Journal   any               `json:"journal"`
+		Models    []any             `json:"models"`
+		Reloads   []reloadStatus    `json:"reloads"`
+	}{Started: d.started.UTC(), Fill: d.fol.Status()}
 	if wm := d.p.eng.Watermark(); !wm.IsZero() {
 		out.Watermark = &wm
 	}
 	if d.sub != nil {
 		out.Bus = &busStatus{Endpoints: d.cfg.buses, Stats: d.sub.Stats()}
 	}
-	out.Backfill = d.backfill.Load()
+	if d.arch != nil {
+		p := d.arch.Progress()
+		out.Archive = &p
+	}
 	if js, err := d.p.db.JournalStats(r.Context()); err == nil {
 		out.Journal = map[string]any{"messages": js.Messages, "late": js.Late, "rejected": js.Rejects}
 	}
@@ -566,15 +270,4 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(out)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -68,10 +68,14 @@ var (
 	descBackfill  = prometheus.NewDesc("statscache_backfill_messages_total", "Messages fetched from the archive.", nil, nil)
 	descWindows   = prometheus.NewDesc("statscache_backfill_windows", "Archive windows of the current fill, by state.", []string{"state"}, nil)
 	descETA       = prometheus.NewDesc("statscache_backfill_eta_seconds", "Estimated time to the end of the archive fill.", nil, nil)
+	// The journal's completeness (engine/follow).
+	descIncomplete      = prometheus.NewDesc("statscache_fill_incomplete_seconds", "Seconds of time the journal may still lack before the live region: what the archive has left to fill.", nil, nil)
+	descIncompleteSpans = prometheus.NewDesc("statscache_fill_incomplete_spans", "Spans of time the journal may still lack before the live region.", nil, nil)
+	descHeld            = prometheus.NewDesc("statscache_fill_held_models", "Models held back until the archive has filled a span they need.", nil, nil)
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descProcessed, descErrors, descFailed, descQueued, descLag, descWatermark, descBackfill, descWindows, descETA} {
+	for _, d := range []*prometheus.Desc{descProcessed, descErrors, descFailed, descQueued, descLag, descWatermark, descBackfill, descWindows, descETA, descIncomplete, descIncompleteSpans, descHeld} {
 		ch <- d
 	}
 }
@@ -94,12 +98,17 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	if wm := c.d.p.eng.Watermark(); !wm.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descWatermark, prometheus.GaugeValue, float64(wm.UnixMicro())/1e6)
 	}
-	if b := c.d.backfill.Load(); b != nil {
-		ch <- prometheus.MustNewConstMetric(descBackfill, prometheus.CounterValue, float64(b.Progress.Messages))
-		ch <- prometheus.MustNewConstMetric(descWindows, prometheus.GaugeValue, float64(b.Progress.WindowsDone), "done")
-		ch <- prometheus.MustNewConstMetric(descWindows, prometheus.GaugeValue, float64(b.Progress.Windows), "total")
-		ch <- prometheus.MustNewConstMetric(descETA, prometheus.GaugeValue, b.Progress.ETA.Seconds())
+	if c.d.arch != nil {
+		p := c.d.arch.Progress()
+		ch <- prometheus.MustNewConstMetric(descBackfill, prometheus.CounterValue, float64(p.Messages))
+		ch <- prometheus.MustNewConstMetric(descWindows, prometheus.GaugeValue, float64(p.WindowsDone), "done")
+		ch <- prometheus.MustNewConstMetric(descWindows, prometheus.GaugeValue, float64(p.Windows), "total")
+		ch <- prometheus.MustNewConstMetric(descETA, prometheus.GaugeValue, p.ETA.Seconds())
 	}
+	fs := c.d.fol.Status()
+	ch <- prometheus.MustNewConstMetric(descIncomplete, prometheus.GaugeValue, fs.IncompleteSeconds)
+	ch <- prometheus.MustNewConstMetric(descIncompleteSpans, prometheus.GaugeValue, float64(len(fs.Incomplete)))
+	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(len(fs.Held)))
 }
 
 func nowUS() int64 { return time.Now().UnixMicro() }

@@ -40,7 +40,7 @@ type common struct {
 	cpuProfile          string
 	keepErrors          int
 	epoch               time.Time // where a new model's history starts (daemon)
-	holdNew             bool      // hold new models until their history is filled (daemon)
+	hold                bool      // hold every model until the follower says how far it may go (daemon)
 	services            serviceFlag
 	// replay: process the whole journal (final), or hold back its newest
 	// second, and lateness more, for the next replay (see holdBack).
@@ -154,7 +154,20 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, HoldNewModels: c.holdNew, Logger: log})
+	if c.hold && c.epoch.IsZero() {
+		// The daemon's default epoch is one hour before its first start,
+		// fixed in the database so that a restart (after a crash during
+		// the first history fill, say) keeps the same one.
+		v, err := db.FixFact(ctx, "default_epoch", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano))
+		if err == nil {
+			c.epoch, err = time.Parse(time.RFC3339Nano, v)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("default epoch: %w", err)
+		}
+	}
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, Epoch: c.epoch, HoldModels: c.hold, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
 	// Starting is a reload from nothing: the same checks (unique names)
 	// and the same handling of changed tables.

@@ -58,6 +58,7 @@ func daemonFlags(fset *flag.FlagSet, cfg *daemonConfig, buses, topics *listFlag,
 	fset.StringVar(epoch, "epoch", "", "where the history of a new model starts: RFC 3339 or Unix seconds (default: one hour before the first start)")
 	fset.DurationVar(&cfg.settle, "settle", 2*time.Minute, "how long the archive may lag the bus")
 	fset.DurationVar(&cfg.lateness, "lateness", 3*time.Second, "how late the bus may deliver a message and still have it processed in order")
+	fset.DurationVar(&cfg.verify, "verify", time.Minute, "how often the spans the bus delivered are checked against the archive (once --settle old)")
 	fset.IntVar(&cfg.concurrency, "archive-concurrency", 2, "archive windows fetched at once")
 	fset.StringVar(&cfg.pidfile, "pidfile", "", "write the process id to this `file` (default: DB.pid), for \"statscache reload\"")
 }

@@ -246,6 +246,21 @@ func (w span) String() string {
 // archive's unique key is (msg_id, timestamp)) is left for the journal to
 // deduplicate.
 func (c *Client) Fetch(ctx context.Context, start, end time.Time, fn func(batch []*engine.Message) error) error {
+	return c.FetchSpans(ctx, start, end, func(_ engine.Span, batch []*engine.Message) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		return fn(batch)
+	})
+}
+
+// FetchSpans is Fetch that also says which span of time each call
+// completes: when fn is called with span, batch holds every archived
+// message of span not delivered before. Every window is delivered, empty
+// or not, and the spans tile [start, end) in order, so a caller that
+// records them durably with the messages knows exactly what is left after
+// a crash.
+func (c *Client) FetchSpans(ctx context.Context, start, end time.Time, fn func(span engine.Span, batch []*engine.Message) error) error {
 	s, err := c.settings()
 	if err != nil {
 		return err
@@ -348,10 +363,9 @@ func (c *Client) Fetch(ctx context.Context, start, end time.Time, fn func(batch 
 		}
 		prevKeys = keys
 		r.msgs = nil
-		if len(batch) > 0 {
-			if err := fn(batch); err != nil {
-				return err
-			}
+		span := engine.Span{FromUS: max(w.lo*1e6, startUS), ToUS: min(w.hi*1e6, endUS)}
+		if err := fn(span, batch); err != nil {
+			return err
 		}
 		<-ahead
 		pos := time.Unix(w.hi, 0).UTC()

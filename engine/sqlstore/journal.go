@@ -17,6 +17,16 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 	if len(msgs) == 0 {
 		return res, nil
 	}
+	return db.appendSpan(ctx, msgs, nil)
+}
+
+// AppendSpan appends msgs and records span as complete in the same
+// transaction (engine.SpanJournal).
+func (db *DB) AppendSpan(ctx context.Context, msgs []*engine.Message, span engine.Span) (engine.AppendResult, error) {
+	return db.appendSpan(ctx, msgs, &span)
+}
+
+func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engine.Span) (res engine.AppendResult, err error) {
 	defer func() { err = diskFull(err) }()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -86,6 +96,11 @@ func (db *DB) Append(ctx context.Context, msgs []*engine.Message) (res engine.Ap
 	}
 	if err := addJournalStats(ctx, tx, delta); err != nil {
 		return res, fmt.Errorf("append: %w", err)
+	}
+	if span != nil {
+		if err := addSpan(ctx, tx, *span); err != nil {
+			return res, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("append: commit: %w", err)
