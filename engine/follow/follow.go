@@ -482,9 +482,11 @@ func (f *Follower) nextFetch() (*engine.Span, time.Duration) {
 		}
 	}
 	// The live region: check what the bus delivered, in steps of Verify.
+	// The whole live region, also what the models have passed: a message
+	// the bus lost there is journaled (flagged late for the models that
+	// committed past it) for the models added later.
 	if f.liveFrom != math.MaxInt64 {
-		from := max(f.liveFrom, f.needFrom)
-		if hs := f.complete.holes(from, math.MaxInt64); len(hs) > 0 {
+		if hs := f.complete.holes(f.liveFrom, math.MaxInt64); len(hs) > 0 {
 			if s, d := try(hs[0], f.cfg.Verify.Microseconds()); s != nil {
 				return s, 0
 			} else {

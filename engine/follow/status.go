@@ -78,7 +78,7 @@ func (f *Follower) Status() Status {
 		st.IncompleteSeconds += float64(h.ToUS-h.FromUS) / 1e6
 	}
 	if f.liveFrom < now {
-		for _, h := range f.complete.holes(max(need, f.liveFrom), now) {
+		for _, h := range f.complete.holes(f.liveFrom, now) {
 			st.Unverified = append(st.Unverified, spanStatus(h))
 		}
 	}
