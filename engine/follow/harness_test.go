@@ -185,8 +185,8 @@ func newMinuteModel(ident string) *minuteModel {
 }
 
 func (m *minuteModel) Spec() *engine.ModelSpec { return m.spec }
-func (m *minuteModel) Open(engine.State) error  { m.counts = map[int64]int64{}; return nil }
-func (m *minuteModel) Close() error             { return nil }
+func (m *minuteModel) Open(engine.State) error { m.counts = map[int64]int64{}; return nil }
+func (m *minuteModel) Close() error            { return nil }
 func (m *minuteModel) Process(_ context.Context, msg *engine.Message) error {
 	m.counts[msg.TimeUS/60e6*60+60]++
 	return nil
