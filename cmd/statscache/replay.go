@@ -158,7 +158,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 		// The daemon's default epoch is one hour before its first start,
 		// fixed in the database so that a restart (after a crash during
 		// the first history fill, say) keeps the same one.
-		v, err := db.FixFact(ctx, "default_epoch", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano))
+		v, err := db.InitSetting(ctx, "default_epoch", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano))
 		if err == nil {
 			c.epoch, err = time.Parse(time.RFC3339Nano, v)
 		}

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"statscache/engine"
@@ -64,27 +63,4 @@ func (db *DB) CompleteSpans(ctx context.Context) ([]engine.Span, error) {
 		out = append(out, s)
 	}
 	return out, rows.Err()
-}
-
-// Fact returns a value the daemon fixed earlier, and whether there is one.
-func (db *DB) Fact(ctx context.Context, name string) (string, bool, error) {
-	var v string
-	err := db.r.QueryRowContext(ctx, `SELECT value FROM daemon_facts WHERE name = ?`, name).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("read fact %s: %w", name, err)
-	}
-	return v, true, nil
-}
-
-// FixFact stores value under name unless a value is already there, and
-// returns the value that holds: the first one fixed wins for good.
-func (db *DB) FixFact(ctx context.Context, name, value string) (string, error) {
-	if _, err := db.w.ExecContext(ctx, `INSERT INTO daemon_facts (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
-		return "", fmt.Errorf("fix fact %s: %w", name, err)
-	}
-	v, _, err := db.Fact(ctx, name)
-	return v, err
 }

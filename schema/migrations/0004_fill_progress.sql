@@ -8,10 +8,3 @@ CREATE TABLE fill_spans (
   end_us   INTEGER NOT NULL
 );
 
--- Facts the daemon fixes at its first start and keeps, such as where the
--- history of new models starts when --epoch is not given (one hour before
--- the first start, whichever start a crash makes the next one).
-CREATE TABLE daemon_facts (
-  name  TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) WITHOUT ROWID;
