@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // copyScripts copies the *.lua files (and the meta rules) of each source
@@ -196,4 +198,52 @@ func modelRecords(t *testing.T, path string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestHostileReload: a SIGHUP that meets a script hanging at its top level
+// in a pattern gives up on it after the load time limit and keeps the
+// running version; a script that gives _G a raising __index loads without
+// crashing the daemon; the daemon answers throughout, reloads again, and
+// stops on SIGTERM.
+func TestHostileReload(t *testing.T) {
+	scripts := copyScripts(t, "../../scripts")
+	db := filepath.Join(t.TempDir(), "reload.db")
+	d := startDaemon(t, "--db", db, "--scripts", scripts, "--bus", "none")
+	vol := filepath.Join(scripts, "volume.lua")
+	orig, err := os.ReadFile(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := 0
+	for _, tc := range []struct{ tail, want string }{
+		{`string.find(string.rep("a", 100000), ".-.-.-.-.-b")`, `reload: script not loaded; its running version is kept.*volume\.lua: the script's top level ran longer than the limit of 2s`},
+		{`setmetatable(_G, {__index = function(t, k) error("boom " .. tostring(k)) end})`, `reloaded`},
+	} {
+		if err := os.WriteFile(vol, append(append([]byte(nil), orig...), "\n"+tc.tail+"\n"...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		reloads++
+		for strings.Count(d.out.String(), "msg=reloaded") < reloads {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("no reload after %s:\n%s", time.Since(start), tail(d.out.String(), 30))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("reload took %s", took)
+		}
+		if !regexp.MustCompile(tc.want).MatchString(d.out.String()) {
+			t.Errorf("log lacks %s:\n%s", tc.want, tail(d.out.String(), 30))
+		}
+		st := d.status(t)
+		if st == nil {
+			t.Fatal("no /status after the reload")
+		}
+		if !strings.Contains(fmt.Sprint(st), "volume-1m") {
+			t.Errorf("/status lacks volume-1m after the reload: %v", st)
+		}
+	}
+	d.stop(t)
 }
