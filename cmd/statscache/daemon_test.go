@@ -363,10 +363,18 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	d := startDaemon(t, args...)
 	d.waitConnected(t, 2)
 
+	// One live message in four never reaches the archive: only the bus
+	// delivers it, so a bus that loses messages fails the recount (the
+	// archive fill cannot make up for it).
+	busOnly := 0
 	publish := func(n int, libzmq bool) {
 		for i := 0; i < n; i++ {
 			topic, env := c.record(time.Now(), true)
-			dg.Add(env) // the archive gets every message, as datanommer does
+			if i%4 == 3 {
+				busOnly++
+			} else {
+				dg.Add(env) // the archive gets the others, as datanommer does
+			}
 			if libzmq && i%2 == 1 {
 				fmt.Fprintf(pyIn, "%s\t%s\n", topic, env)
 			} else if err := pub.Publish(topic, env); err != nil {
@@ -420,6 +428,9 @@ func TestDaemonLiveArchiveAndRestart(t *testing.T) {
 	gotCat, gotMin := tables(t, db)
 	sameCounts(t, "volume-by-category-1h", gotCat, wantCat)
 	sameCounts(t, "volume-1m", gotMin, wantMin)
+	if busOnly < 100 {
+		t.Errorf("only %d messages went to the bus alone", busOnly)
+	}
 	if len(wantBuilds) == 0 {
 		t.Fatal("the corpus has no finished builds: build-durations was not exercised")
 	}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"statscache/engine/archive/dgtest"
+)
+
+// TestDaemonKilledDuringHistoryFill is the continuity promise under the
+// worst timing: a daemon filling 36 hours of history from a slow archive
+// that fails one request in twenty, while a libzmq publisher keeps
+// publishing, is killed with SIGKILL at random instants of the fill, five
+// times in a row, then left to finish. Every table must equal an
+// independent recount of everything published and archived: the durable
+// record of complete spans makes each restart fill exactly what the killed
+// one had not, and holds the models at the first hole until it has.
+func TestDaemonKilledDuringHistoryFill(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewSource(seed))
+	c := newCorpus(t, seed)
+	now := time.Now()
+	epoch := now.Add(-36 * time.Hour).Truncate(time.Second)
+	var history [][]byte
+	for i := 0; i < 8000; i++ {
+		ts := epoch.Add(time.Duration(rng.Int63n(int64(36*time.Hour-time.Minute)) / int64(time.Second) * int64(time.Second)))
+		_, rec := c.record(ts, false)
+		history = append(history, rec)
+	}
+	dg := dgtest.New(history, dgtest.Options{FailEvery: 20, SlowEvery: 1, Slow: 100 * time.Millisecond})
+	defer dg.Close()
+	pyEP, pyIn, pyWait := libzmqPublisher(t)
+
+	scripts := t.TempDir()
+	for _, f := range []string{"volume.lua", "volume-by-category.lua"} {
+		src, err := os.ReadFile(filepath.Join("../../scripts", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(scripts, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := filepath.Join(t.TempDir(), "kill.db")
+	args := []string{"--db", db, "--scripts", scripts, "--bus", pyEP, "--datagrepper", dg.URL,
+		"--epoch", epoch.Format(time.RFC3339), "--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms",
+		"--verify", "2s"}
+
+	// The publisher sends 40 messages a second for the whole test, each
+	// also to the archive (as datanommer does), whether a daemon runs or not.
+	var mu sync.Mutex // guards c between the publisher and the recount
+	stop := make(chan struct{})
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(25 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			topic, env := c.record(time.Now(), true)
+			mu.Unlock()
+			dg.Add(env)
+			fmt.Fprintf(pyIn, "%s\t%s\n", topic, env)
+			published.Add(1)
+		}
+	}()
+
+	midFill := 0
+	for kill := 1; kill <= 5; kill++ {
+		d := startDaemon(t, args...)
+		after := time.Duration(500+rng.Intn(2000)) * time.Millisecond
+		time.Sleep(after)
+		st := d.status(t)
+		fill, _ := st["fill"].(map[string]any)
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		<-d.done
+		left, _ := fill["incomplete_seconds"].(float64)
+		t.Logf("kill %d after %s: %.0f s of history left to fill", kill, after, left)
+		if left > 600 {
+			midFill++
+		}
+	}
+	if midFill < 3 {
+		t.Errorf("only %d of 5 kills came during the history fill: the test does not test what it says", midFill)
+	}
+	d := startDaemon(t, args...)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	want := int64(len(c.all))
+	mu.Unlock()
+	d.waitTotal(t, want)
+	st := d.status(t)
+	d.stop(t)
+	pyIn.Close()
+	pyWait()
+
+	wantCat, wantMin := c.recount()
+	gotCat, gotMin := tables(t, db)
+	sameCounts(t, "volume-by-category-1h", gotCat, wantCat)
+	sameCounts(t, "volume-1m", gotMin, wantMin)
+	if late := st["journal"].(map[string]any)["late"].(float64); late != 0 {
+		t.Errorf("%v messages flagged late", late)
+	}
+	if len(wantCat) < 30 {
+		t.Errorf("only %d hourly buckets: the history does not span the fill", len(wantCat))
+	}
+	t.Logf("%d messages (%d published live), %d archive requests", want, published.Load(), len(dg.Requests()))
+}
