@@ -9,43 +9,28 @@ import (
 
 	"github.com/valyala/fastjson"
 	lua "github.com/yuin/gopher-lua"
+
+	"statscache/luaapi/sandbox"
 )
 
-// fromJSON converts a parsed JSON value into Lua values. JSON null becomes
-// nil, so a null field reads the same as a missing one.
+// fromJSON converts a parsed JSON value into Lua values: the conversion
+// models and meta rules share (sandbox.JSON; null is nil, or false inside
+// an array).
 func fromJSON(L *lua.LState, v *fastjson.Value) lua.LValue {
-	if v == nil {
-		return lua.LNil
-	}
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		t := L.CreateTable(0, o.Len())
-		o.Visit(func(k []byte, x *fastjson.Value) {
-			t.RawSetString(string(k), fromJSON(L, x))
-		})
-		return t
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		t := L.CreateTable(len(a), 0)
-		for i, x := range a {
-			t.RawSetInt(i+1, fromJSON(L, x))
-		}
-		return t
-	case fastjson.TypeString:
-		return lua.LString(v.GetStringBytes())
-	case fastjson.TypeNumber:
-		return lua.LNumber(v.GetFloat64())
-	case fastjson.TypeTrue:
-		return lua.LTrue
-	case fastjson.TypeFalse:
-		return lua.LFalse
-	}
-	return lua.LNil
+	return sandbox.JSON{}.Value(L, v, 0)
 }
 
-// fromGo converts a Go value (as decoded by encoding/json or read from a
-// model table) into a Lua value.
+// decodeJSON parses s and converts it with fromJSON.
+func decodeJSON(L *lua.LState, p *fastjson.Parser, s string) (lua.LValue, error) {
+	v, err := p.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return fromJSON(L, v), nil
+}
+
+// fromGo converts a value read from a model table (a row of db.get) into
+// a Lua value, by the same rules as fromJSON: nil inside a list is false.
 func fromGo(L *lua.LState, v any) lua.LValue {
 	switch x := v.(type) {
 	case nil:
@@ -66,7 +51,11 @@ func fromGo(L *lua.LState, v any) lua.LValue {
 	case []any:
 		t := L.CreateTable(len(x), 0)
 		for i, e := range x {
-			t.RawSetInt(i+1, fromGo(L, e))
+			lv := fromGo(L, e)
+			if lv == lua.LNil {
+				lv = lua.LFalse
+			}
+			t.RawSetInt(i+1, lv)
 		}
 		return t
 	case map[string]any:

@@ -869,6 +869,28 @@ func TestStateErrors(t *testing.T) {
 	}
 }
 
+// TestJSONNull: a model sees JSON null in its message as meta rules do
+// (sandbox.JSON): nil for a member, false inside an array, which keeps
+// its length; json.decode and state.get convert the same way.
+func TestJSONNull(t *testing.T) {
+	src := lines(decl1m,
+		"local out",
+		"function process(msg)",
+		"  local l = msg.body.list",
+		`  state.set("l", {1, false, "x"})`,
+		`  local d, s = json.decode('[1, null, "x"]'), state.get("l")`,
+		`  out = table.concat({#l, tostring(l[1]), tostring(l[2]), tostring(l[3]), tostring(msg.body.gone),`,
+		`    #d, tostring(d[2]), #s, tostring(s[2])}, " ")`,
+		"end",
+		"function update(db)",
+		`  db:upsert{timestamp = 0, k = "nulls", v = out}`,
+		"end")
+	_, w := runModel(t, src, nil, rawRecord("m1", "a.b.c.d", 1, `{"list": [1, null, "x"], "gone": null}`))
+	if got, want := w.rows[0]["v"], "3 1 false x nil 3 false 3 false"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestJSON(t *testing.T) {
 	src := lines(decl1m,
 		"local out",
@@ -878,7 +900,7 @@ func TestJSON(t *testing.T) {
 		"  local bad, err = json.encode(function() end)",
 		`  local bad2, err2 = json.decode("not json")`,
 		"  local back = json.decode(s)",
-		"  out = {s = s, x1 = t.x[1], x2 = t.x[2], x3 = t.x[3], n = #t.x, z = t.y.z,",
+		"  out = {s = s, x1 = t.x[1], x2 = t.x[2], x3 = t.x[3], x4 = t.x[4], n = #t.x, z = t.y.z,",
 		`    bad = bad == nil, err = type(err), bad2 = bad2 == nil, err2 = type(err2), c = back.c, b3 = back.b[3]}`,
 		"end",
 		"function update(db)",
@@ -891,7 +913,8 @@ func TestJSON(t *testing.T) {
 	got := w.rows[0]["v"]
 	want := map[string]any{
 		"s":  `{"a":1,"b":[1,2,3],"c":"x","d":{}}`,
-		"x1": 1.0, "x2": "two", "x3": true, "n": 3.0, "z": 2.5,
+		// null inside an array is false: the array keeps its length.
+		"x1": 1.0, "x2": "two", "x3": true, "x4": false, "n": 4.0, "z": 2.5,
 		"bad": true, "err": "string", "bad2": true, "err2": "string",
 		"c": "x", "b3": 3.0,
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/valyala/fastjson"
 	lua "github.com/yuin/gopher-lua"
 
 	"statscache/engine"
@@ -111,11 +112,11 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 			return lua.LNil
 		}
 		m.guard.charge(L, 2*len(v)) // the decoded value, about twice its JSON
-		var g any
-		if err := json.Unmarshal([]byte(v), &g); err != nil {
+		lv, err := decodeJSON(L, &m.p, v)
+		if err != nil {
 			L.RaiseError("state.get(%q): stored value is not JSON: %v", key, err)
 		}
-		return fromGo(L, g)
+		return lv
 	}
 	set := func(L *lua.LState, key string, v lua.LValue) {
 		st := need(L)
@@ -161,6 +162,7 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 
 // jsonModule: json.encode(v) -> string | nil, err; json.decode(s) -> v | nil, err.
 func jsonModule(L *lua.LState, gd *guard) *lua.LTable {
+	var p fastjson.Parser // one LState runs one call at a time
 	t := L.NewTable()
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"encode": func(L *lua.LState) int {
@@ -180,13 +182,13 @@ func jsonModule(L *lua.LState, gd *guard) *lua.LTable {
 		"decode": func(L *lua.LState) int {
 			s := L.CheckString(1)
 			gd.charge(L, 2*len(s)) // the decoded value, about twice its JSON
-			var g any
-			if err := json.Unmarshal([]byte(s), &g); err != nil {
+			v, err := decodeJSON(L, &p, s)
+			if err != nil {
 				L.Push(lua.LNil)
 				L.Push(lua.LString(err.Error()))
 				return 2
 			}
-			L.Push(fromGo(L, g))
+			L.Push(v)
 			return 1
 		},
 	})

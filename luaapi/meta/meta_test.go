@@ -359,3 +359,17 @@ func TestRuleLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONNull: a rule sees JSON null as models do (sandbox.JSON): nil
+// for a member, false inside an array, which keeps its length.
+func TestJSONNull(t *testing.T) {
+	l, err := Load(filepath.Join("testdata", "nulls"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := mustCompute(t, l, `{"topic": "org.example.prod.x", "msg": {"list": [1, null, "x"], "gone": null}}`)
+	if want := "3 1 false x nil"; r.Title != want {
+		t.Errorf("title %q, want %q", r.Title, want)
+	}
+}

@@ -67,6 +67,7 @@ type state struct {
 	// parser of the current call: lazy is cleared when it returns, and an
 	// object left unread then reads as empty.
 	lazyMT *lua.LTable
+	conv   sandbox.JSON
 	lazy   map[*lua.LTable]*fastjson.Value
 	// members already read, kept here rather than in the tables so that
 	// a table read by key never grows a Go map of its own; both maps
@@ -99,6 +100,7 @@ func (l *Library) newState() (*state, error) {
 	}))
 	L.SetGlobal("util", l.utilModule(L))
 	st := &state{L: L, meter: meter, topicK: "topic", msgK: "msg", lazy: map[*lua.LTable]*fastjson.Value{}, read: map[lazyKey]lua.LValue{}}
+	st.conv = sandbox.JSON{Object: st.lazyObject}
 	st.installLazy()
 	meter.Over = func(reason string) {
 		st.reason = reason
@@ -490,9 +492,6 @@ func stringList(L *lua.LState, parts []string) *lua.LTable {
 	return t
 }
 
-// maxDepth bounds the conversion of nested JSON; deeper values read as nil.
-const maxDepth = 48
-
 // installLazy sets up the metatable of lazy objects, and pairs, next and
 // ipairs that fill a lazy object before they walk it.
 func (st *state) installLazy() {
@@ -626,39 +625,19 @@ func (st *state) fill(t *lua.LTable) {
 	})
 }
 
-// value converts a JSON value: objects lazily, arrays at once (their
-// objects lazily), scalars as they are. null is nil.
+// value converts a JSON value by the conversion models use
+// (sandbox.JSON: null is nil, or false inside an array), with objects made
+// lazily.
 func (st *state) value(v *fastjson.Value, depth int) lua.LValue {
-	if v == nil || depth > maxDepth {
-		return lua.LNil
-	}
-	switch v.Type() {
-	case fastjson.TypeObject:
-		t := st.L.CreateTable(0, 0)
-		t.Metatable = st.lazyMT
-		st.lazy[t] = v
-		return t
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		t := st.L.CreateTable(len(a), 0)
-		for i, x := range a {
-			lv := st.value(x, depth+1)
-			if lv == lua.LNil {
-				lv = lua.LFalse // keep the array dense; null reads as false
-			}
-			t.RawSetInt(i+1, lv)
-		}
-		return t
-	case fastjson.TypeString:
-		return lua.LString(v.GetStringBytes())
-	case fastjson.TypeNumber:
-		return lua.LNumber(v.GetFloat64())
-	case fastjson.TypeTrue:
-		return lua.LTrue
-	case fastjson.TypeFalse:
-		return lua.LFalse
-	}
-	return lua.LNil
+	return st.conv.Value(st.L, v, depth)
+}
+
+// lazyObject is an object of the message, filled on its first read.
+func (st *state) lazyObject(v *fastjson.Value, depth int) lua.LValue {
+	t := st.L.CreateTable(0, 0)
+	t.Metatable = st.lazyMT
+	st.lazy[t] = v
+	return t
 }
 
 // release forgets the JSON values of the objects no rule read.
