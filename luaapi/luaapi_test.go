@@ -912,7 +912,7 @@ func TestJSON(t *testing.T) {
 	}
 	got := w.rows[0]["v"]
 	want := map[string]any{
-		"s":  `{"a":1,"b":[1,2,3],"c":"x","d":{}}`,
+		"s": `{"a":1,"b":[1,2,3],"c":"x","d":{}}`,
 		// null inside an array is false: the array keeps its length.
 		"x1": 1.0, "x2": "two", "x3": true, "x4": false, "n": 4.0, "z": 2.5,
 		"bad": true, "err": "string", "bad2": true, "err2": "string",

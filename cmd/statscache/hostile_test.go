@@ -111,13 +111,13 @@ func TestHostileScripts(t *testing.T) {
 	// nor an error share for a limit.
 	share := `process failed on 1000 of the last 1000 messages \(over the limit of 50%\); last error: `
 	for ident, want := range map[string]string{
-		"hostile-runtime":      share + `\S+/runtime-error\.lua:5: broken on \S+`,
-		"hostile-loop":         `hostile-loop: model exceeded a limit: a call ran longer than the limit of 2s`,
-		"hostile-rep":          share + `\S+/string-rep\.lua:5: string\.rep: the result would be 4294967296 bytes, over the limit of 16777216`,
-		"hostile-table":        `hostile-table: model exceeded a limit: its tables hold more than 2000000 entries between commits \(a table that grows without bound\?\)`,
-		"hostile-recursion":    share + `lua callstack overflow`,
-		"hostile-os":           share + `\S+/os-execute\.lua:5: attempt to index a non-table object\(nil\) with key 'execute'`,
-		"hostile-pattern":      `hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s`,
+		"hostile-runtime":   share + `\S+/runtime-error\.lua:5: broken on \S+`,
+		"hostile-loop":      `hostile-loop: model exceeded a limit: a call ran longer than the limit of 2s`,
+		"hostile-rep":       share + `\S+/string-rep\.lua:5: string\.rep: the result would be 4294967296 bytes, over the limit of 16777216`,
+		"hostile-table":     `hostile-table: model exceeded a limit: its tables hold more than 2000000 entries between commits \(a table that grows without bound\?\)`,
+		"hostile-recursion": share + `lua callstack overflow`,
+		"hostile-os":        share + `\S+/os-execute\.lua:5: attempt to index a non-table object\(nil\) with key 'execute'`,
+		"hostile-pattern":   `hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s`,
 		// Writing 512 MiB takes a fraction of a second, unless the machine
 		// is starved: the wall-clock limit may then come first. Both
 		// reasons are the guilty model's; luaapi's TestBuiltinLimits
