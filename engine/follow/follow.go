@@ -96,6 +96,10 @@ type Config struct {
 	// Start is where the journal must be complete from when no model says
 	// otherwise (the daemon's epoch).
 	Start time.Time
+	// Drain bounds how long a stop keeps trying to journal what the bus
+	// had handed over (a journal that cannot be written must not keep
+	// SIGTERM from ending the process).
+	Drain time.Duration
 	// LiveBatch and LiveFlush group live messages into journal appends.
 	LiveBatch int
 	LiveFlush time.Duration
@@ -111,6 +115,7 @@ const (
 	DefaultLateness  = 3 * time.Second
 	DefaultMargin    = 5 * time.Second
 	DefaultVerify    = time.Minute
+	DefaultDrain     = 10 * time.Second
 	DefaultLiveBatch = 1000
 	DefaultLiveFlush = 100 * time.Millisecond
 )
@@ -127,6 +132,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Verify <= 0 {
 		c.Verify = DefaultVerify
+	}
+	if c.Drain <= 0 {
+		c.Drain = DefaultDrain
 	}
 	if c.LiveBatch <= 0 {
 		c.LiveBatch = DefaultLiveBatch
@@ -331,10 +339,9 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 		case <-t.C:
 			flush(ctx)
 		case <-ctx.Done():
-			// Journal what the subscription handed over, then stop. The
-			// drain has a bound of its own: a journal that cannot be
-			// written must not keep SIGTERM from ending the process.
-			drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// Journal what the subscription handed over, then stop,
+			// within Drain.
+			drain, cancel := context.WithTimeout(context.Background(), f.cfg.Drain)
 			defer cancel()
 			for {
 				select {

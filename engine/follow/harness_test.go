@@ -312,7 +312,7 @@ func newWorld(t *testing.T, history, live []*engine.Message) *world {
 		w.bus = &scriptedBus{clock: w.clock, msgs: live}
 	}
 	w.cfg = follow.Config{Settle: time.Minute, Lateness: 2 * time.Second, Margin: 5 * time.Second,
-		Verify: time.Minute, Start: T0.Add(-2 * time.Hour), Clock: w.clock, Logger: quiet()}
+		Verify: time.Minute, Start: T0.Add(-2 * time.Hour), Drain: 200 * time.Millisecond, Clock: w.clock, Logger: quiet()}
 	return w
 }
 
