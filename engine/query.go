@@ -31,8 +31,9 @@ type ModelInfo struct {
 }
 
 // RowQuery selects and pages the rows of a model table. Rows are ordered by
-// timestamp, then the row key columns, then the row id, so that ties on the
-// timestamp page in a stable order.
+// timestamp, then the other row key columns (RowPage.Order), so that ties
+// on the timestamp page in a stable order: the row key is unique, so these
+// values name one row.
 type RowQuery struct {
 	// Start and Stop bound the timestamp (Unix seconds), both inclusive;
 	// nil leaves that side open. There is deliberately no default Stop: the
@@ -49,7 +50,27 @@ type RowQuery struct {
 	// Count is the page size; 0 or less returns every row from Offset up to
 	// the limit.
 	Count int
+	// End, when above 0, fixes the range at a moment: rows with a larger
+	// row id (RowPage.End), those committed since a listing began, are
+	// left out, so that the pages of a growing table neither shift nor
+	// grow under a client. Row ids only grow: a row keeps its id when
+	// its values change.
+	End int64
+	// After, when set, starts the page right after this row (its Order
+	// values) in the query's order, instead of at Offset: a deep page is
+	// then found through the key index rather than by skipping rows.
+	// Offset still says how many rows came before, for Limit.
+	After []any
 }
+
+// KeyError reports an After that does not fit the table's order
+// columns (wrong length or types): the client's fault, not the store's.
+type KeyError struct {
+	Field  string // "After"
+	Reason string
+}
+
+func (e *KeyError) Error() string { return e.Field + ": " + e.Reason }
 
 // RowPage is one page of a model table.
 type RowPage struct {
@@ -62,7 +83,18 @@ type RowPage struct {
 	// for real, string for text, the decoded JSON value for json, nil for
 	// NULL.
 	Rows [][]any
-	// Total is how many rows match Start and Stop, capped by Limit: the
-	// number of rows all pages hold together.
+	// Total is how many rows match Start, Stop and End, capped by
+	// Limit: the number of rows all pages hold together.
 	Total int
+	// Order names the columns that order the rows and identify one:
+	// the timestamp, then the other row key columns.
+	Order []string
+	// End is the query's End when given, else the table's highest row
+	// id (0 when it is empty): the End that keeps the next pages of this
+	// listing at this moment.
+	End int64
+	// Last is the Order values of the page's last row, nil for an empty
+	// page: the After of the next page. Values are as stored: int64,
+	// float64 or string (json columns as their text).
+	Last []any
 }

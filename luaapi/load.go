@@ -580,9 +580,9 @@ func (s *Script) parseColumns(v lua.LValue) error {
 		}
 		for _, k := range sortedKeys(ct) {
 			switch k {
-			case "name", "type", "not_null", "index", "key", "doc":
+			case "name", "type", "not_null", "index", "key", "doc", "aggregate":
 			default:
-				return s.errAt(k, "column %q: unknown field %q (known: name, type, not_null, index, key, doc)", name, k)
+				return s.errAt(k, "column %q: unknown field %q (known: name, type, not_null, index, key, doc, aggregate)", name, k)
 			}
 		}
 		c := schema.Column{
@@ -598,6 +598,13 @@ func (s *Script) parseColumns(v lua.LValue) error {
 		case schema.Integer, schema.Real, schema.Text, schema.JSON:
 		default:
 			return s.errAt(string(typ), "column %q: unknown type %q (want integer, real, text or json)", name, typ)
+		}
+		if agg := ct.RawGetString("aggregate"); agg != lua.LNil {
+			a, _ := agg.(lua.LString)
+			c.Aggregate = string(a)
+			if err := schema.CheckAggregate(c.Aggregate, c.Type); err != nil || a == "" {
+				return s.errAt("aggregate", "column %q: aggregate must be \"sum\", \"last\", \"max\" or \"none\" (sum and max for numbers), got %s", name, agg.String())
+			}
 		}
 		d.columns = append(d.columns, c)
 		if lua.LVAsBool(ct.RawGetString("key")) {

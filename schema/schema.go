@@ -49,6 +49,55 @@ type Column struct {
 	Index   bool   `json:"index"`
 	// Doc is an optional one-line description shown in the portal.
 	Doc string `json:"doc,omitempty"`
+	// Aggregate says how values of the column combine over rows and
+	// buckets (one of the Agg constants); empty means the default, see
+	// EffectiveAggregate. It does not change the table, so it is not part
+	// of the fingerprint.
+	Aggregate string `json:"aggregate,omitempty"`
+}
+
+// How a column's values combine when a reader (the portal's charts and
+// cards) adds up rows or buckets. The store never combines values itself:
+// this is what the model says its numbers mean.
+const (
+	// AggSum: counts per bucket; a range's value is the sum, a missing
+	// bucket counts 0.
+	AggSum = "sum"
+	// AggLast: running totals and gauges; a range's value is its newest.
+	AggLast = "last"
+	// AggMax: peaks; a range's value is the largest.
+	AggMax = "max"
+	// AggNone: values that must not be combined (identifiers, text).
+	AggNone = "none"
+)
+
+// CheckAggregate validates a declared aggregate for a column of type t:
+// sum and max need numbers.
+func CheckAggregate(agg string, t Type) error {
+	switch agg {
+	case "", AggLast, AggNone:
+		return nil
+	case AggSum, AggMax:
+		if !t.Numeric() {
+			return fmt.Errorf("aggregate %q needs an integer or real column, not %s", agg, t)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown aggregate %q (want sum, last, max or none)", agg)
+}
+
+// EffectiveAggregate is how the column combines: its declaration, or by
+// default "sum" for the integer and real columns of a bucketed model
+// (counts per bucket) and "none" for everything else, key columns
+// included (a key identifies a row, it is not a measure).
+func (t *Table) EffectiveAggregate(c Column, bucketed bool) string {
+	if c.Aggregate != "" {
+		return c.Aggregate
+	}
+	if bucketed && c.Type.Numeric() && !t.IsKey(c.Name) {
+		return AggSum
+	}
+	return AggNone
 }
 
 // Table is a model's table: its columns (the timestamp column first) and the

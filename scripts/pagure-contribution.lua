@@ -10,7 +10,7 @@ commented, closed...) counts once. The timestamp is the end of the day (UTC).]],
   interval = "1d",
   topics = {"io.pagure.prod."},
   columns = {
-    {name = "volume", type = "integer", not_null = true, doc = "contributions that day"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "contributions that day"},
   },
 }
 

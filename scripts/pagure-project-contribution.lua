@@ -16,7 +16,7 @@ shows it: "name", "namespace/name", or "fork/user/name" for forks.]],
   topics = {"io.pagure.prod."},
   columns = {
     {name = "project", type = "text", key = true, index = true, doc = "the project's full name"},
-    {name = "volume", type = "integer", not_null = true, doc = "contributions that day"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "contributions that day"},
   },
 }
 

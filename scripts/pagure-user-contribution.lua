@@ -11,7 +11,7 @@ finds them). The timestamp is the end of the day (UTC).]],
   topics = {"io.pagure.prod."},
   columns = {
     {name = "user", type = "text", key = true, index = true, doc = "the FAS user name"},
-    {name = "volume", type = "integer", not_null = true, doc = "contributions that day"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "contributions that day"},
   },
 }
 

@@ -18,7 +18,7 @@ included.]],
   columns = {
     {name = "username", type = "text", key = true, index = true, doc = "the user named"},
     {name = "msg_id", type = "text", key = true, doc = "the message that named the user"},
-    {name = "references", type = "integer", not_null = true, doc = "messages naming the user so far"},
+    {name = "references", type = "integer", not_null = true, aggregate = "last", doc = "messages naming the user so far"},
   },
 }
 

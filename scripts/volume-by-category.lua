@@ -13,7 +13,7 @@ One row per bucket and category; the timestamp is the end of the bucket.]],
   intervals = {"1s", "15s", "1m", "1h", "1d"},
   columns = {
     {name = "category", type = "text", key = true, index = true, doc = "the topic's category"},
-    {name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
   },
 }
 

@@ -11,7 +11,7 @@ packages counts once for each. The timestamp is the end of the bucket.]],
   intervals = {"1s", "5s", "1m"},
   columns = {
     {name = "package", type = "text", key = true, index = true, doc = "the package name"},
-    {name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
   },
 }
 

@@ -9,7 +9,7 @@ and topic; the timestamp is the end of the bucket.]],
   intervals = {"1s", "5s", "1m"},
   columns = {
     {name = "topic", type = "text", key = true, index = true, doc = "the full topic"},
-    {name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
   },
 }
 

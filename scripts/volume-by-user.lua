@@ -13,7 +13,7 @@ several users counts once for each. The timestamp is the end of the bucket.]],
   intervals = {"1s", "5s", "1m"},
   columns = {
     {name = "user", type = "text", key = true, index = true, doc = "the FAS user name"},
-    {name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
   },
 }
 

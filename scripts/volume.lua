@@ -12,7 +12,7 @@ A row's timestamp is the end of its bucket: the row at 12:01:00 of the
 1m table counts the messages from 12:00:00 up to, not including, 12:01:00.]],
   intervals = {"1s", "5s", "1m"},
   columns = {
-    {name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
+    {name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
   },
 }
 

@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -29,7 +32,7 @@ const (
 // most once: with two values it is unclear which one the client meant, so
 // the request is refused rather than guessed at. Other parameters (such as
 // jQuery's "_" cache buster) are ignored, and left out of the Link header.
-var knownParams = []string{"order", "limit", "start", "stop", "page", "rows_per_page", "format", "callback"}
+var knownParams = []string{"order", "limit", "start", "stop", "page", "rows_per_page", "end", "after", "format", "callback"}
 
 // maxParamBytes bounds the value of a known parameter: far above any valid
 // one (the longest is a callback, at most maxCallback bytes), and small
@@ -37,6 +40,17 @@ var knownParams = []string{"order", "limit", "start", "stop", "page", "rows_per_
 // header stays cheap. A longer one is refused, whatever its content
 // ("1.000…" is a valid time of any length).
 const maxParamBytes = 256
+
+// maxKeyParamBytes bounds after, which carries a row's key (its
+// timestamp and key columns, such as a long topic name), encoded.
+const maxKeyParamBytes = 1024
+
+func maxBytes(name string) int {
+	if name == "after" {
+		return maxKeyParamBytes
+	}
+	return maxParamBytes
+}
 
 func isKnownParam(name string) bool {
 	for _, k := range knownParams {
@@ -62,8 +76,8 @@ func parseQuery(r *http.Request) (queryParams, error) {
 		if n := len(v[name]); n > 1 {
 			return nil, badParam(name, "given %d times, expected at most once", n)
 		}
-		if val := v.Get(name); len(val) > maxParamBytes {
-			return nil, badParam(name, "%d bytes is longer than any valid value (at most %d), got %s", len(val), maxParamBytes, echo(val))
+		if val := v.Get(name); len(val) > maxBytes(name) {
+			return nil, badParam(name, "%d bytes is longer than any valid value (at most %d), got %s", len(val), maxBytes(name), echo(val))
 		}
 	}
 	return queryParams(v), nil
@@ -87,6 +101,8 @@ type feedParams struct {
 	start, stop *float64
 	page        int
 	rowsPerPage int
+	end         int64 // see engine.RowQuery
+	after       []any
 }
 
 // parseFeed validates the feed parameters. Every bad value is a 400 that
@@ -131,9 +147,26 @@ func parseFeed(q queryParams) (feedParams, error) {
 		}
 		f, ok := parseSeconds(s)
 		if !ok {
-			return p, badParam(b.name, "must be a finite number of Unix seconds (like 1439121660 or 1439121660.5), got %s", echo(s))
+			f, ok = parseRFC3339(s)
+		}
+		if !ok {
+			return p, badParam(b.name, "must be a finite number of Unix seconds (like 1439121660 or 1439121660.5) or an RFC 3339 time (like 2015-08-09T12:01:00Z), got %s", echo(s))
 		}
 		*b.dst = &f
+	}
+	if s := q.get("end"); s != "" {
+		n, ok := parseUint(s)
+		if !ok || n < 1 {
+			return p, badParam("end", "must be a row id >= 1 as the Link header gives it, got %s", echo(s))
+		}
+		p.end = int64(n)
+	}
+	if s := q.get("after"); s != "" {
+		key, ok := decodeKey(s)
+		if !ok {
+			return p, badParam("after", "must be a row key as the Link header gives it, got %s", echo(s))
+		}
+		p.after = key
 	}
 	if p.start != nil && p.stop != nil && *p.start > *p.stop {
 		return p, badParam("start", "must not be after stop, got start %s and stop %s", echo(q.get("start")), echo(q.get("stop")))
@@ -165,6 +198,51 @@ func parseSeconds(s string) (float64, bool) {
 	return f, true
 }
 
+// parseRFC3339 reads an RFC 3339 time (2015-08-09T12:01:00Z, with any
+// offset and fraction) as Unix seconds.
+func parseRFC3339(s string) (float64, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, false
+	}
+	return float64(t.UnixMicro()) / 1e6, true
+}
+
+// encodeKey writes a row key (engine.RowPage.End or Last) as a URL-safe
+// token: base64url of its JSON array. Opaque to clients, which only copy
+// it from one Link to the next request.
+func encodeKey(key []any) (string, error) {
+	b, err := json.Marshal(key)
+	if err != nil {
+		return "", fmt.Errorf("encode row key: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// decodeKey reads a token of encodeKey: a JSON array of numbers and
+// strings (numbers kept exact as json.Number; the store checks them
+// against the column types).
+func decodeKey(s string) ([]any, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var key []any
+	if err := dec.Decode(&key); err != nil || key == nil || dec.More() {
+		return nil, false
+	}
+	for _, v := range key {
+		switch v.(type) {
+		case json.Number, string:
+		default:
+			return nil, false
+		}
+	}
+	return key, true
+}
+
 // rowQuery turns the feed parameters into the store's query. A page far
 // past the end gets an offset past every row rather than an overflow.
 func (p feedParams) rowQuery() engine.RowQuery {
@@ -172,7 +250,8 @@ func (p feedParams) rowQuery() engine.RowQuery {
 	if p.page-1 <= math.MaxInt/p.rowsPerPage {
 		off = (p.page - 1) * p.rowsPerPage
 	}
-	return engine.RowQuery{Start: p.start, Stop: p.stop, Desc: p.desc, Limit: p.limit, Offset: off, Count: p.rowsPerPage}
+	return engine.RowQuery{Start: p.start, Stop: p.stop, Desc: p.desc, Limit: p.limit, Offset: off, Count: p.rowsPerPage,
+		End: p.end, After: p.after}
 }
 
 // identVar returns the model ident of the route. The router matches the
@@ -192,15 +271,18 @@ func modelPath(ident string) string {
 }
 
 // pageURL is the feed URL of another page: the request's own query string,
-// the parameters this API reads kept in their order, with page set to n.
+// the parameters this API reads kept in their order, with page set to n,
+// end set to the range's end (when there is one) and after set, or
+// removed when empty.
 // The original built its links from the route variables and lost start,
 // stop, order, limit and rows_per_page. Parameters the API does not read
 // are left out: they mean nothing to it, and copying them would let one
 // request make every response header it gets four times as large. Values
 // are re-escaped so that nothing in them can break the Link header.
-func pageURL(r *http.Request, ident string, n int) string {
+func pageURL(r *http.Request, ident string, n int, end, after string) string {
+	set := []struct{ k, v string }{{"page", strconv.Itoa(n)}, {"end", end}, {"after", after}}
+	done := map[string]bool{}
 	var parts []string
-	replaced := false
 	for _, piece := range strings.Split(r.URL.RawQuery, "&") {
 		if piece == "" {
 			continue
@@ -211,11 +293,13 @@ func pageURL(r *http.Request, ident string, n int) string {
 		if err1 != nil || err2 != nil || !isKnownParam(k) {
 			continue // parseQuery refused malformed queries already
 		}
-		if k == "page" {
-			if !replaced {
-				parts = append(parts, "page="+strconv.Itoa(n))
-				replaced = true
+		if k == "page" || k == "end" || k == "after" {
+			for _, kv := range set {
+				if kv.k == k && kv.v != "" && !done[k] {
+					parts = append(parts, k+"="+url.QueryEscape(kv.v))
+				}
 			}
+			done[k] = true
 			continue
 		}
 		if hasValue {
@@ -224,8 +308,10 @@ func pageURL(r *http.Request, ident string, n int) string {
 			parts = append(parts, url.QueryEscape(k))
 		}
 	}
-	if !replaced {
-		parts = append(parts, "page="+strconv.Itoa(n))
+	for _, kv := range set {
+		if !done[kv.k] && kv.v != "" {
+			parts = append(parts, kv.k+"="+url.QueryEscape(kv.v))
+		}
 	}
 	return modelPath(ident) + "?" + strings.Join(parts, "&")
 }
@@ -234,20 +320,27 @@ func pageURL(r *http.Request, ident string, n int) string {
 // previous and next are the original's (clients rely on them); first and
 // last are added. previous is omitted on page 1 and points to the last page
 // from beyond the end; next is omitted on the last page.
-func linkHeader(r *http.Request, ident string, page, pageCount int) string {
+//
+// Every link carries end, the newest row id when the first request was
+// served, so that a client following the links sees the rows of that
+// moment each exactly once, however fast the table grows; next also
+// carries after, the page's last row, so that the next page is found by
+// key rather than by skipping rows. A request with only page (and no end)
+// is served as before, by position.
+func linkHeader(r *http.Request, ident string, page, pageCount int, end, after string) string {
 	last := max(pageCount, 1)
 	var links []string
-	add := func(n int, rel string) {
-		links = append(links, fmt.Sprintf("<%s>; rel=%q", pageURL(r, ident, n), rel))
+	add := func(n int, rel, after string) {
+		links = append(links, fmt.Sprintf("<%s>; rel=%q", pageURL(r, ident, n, end, after), rel))
 	}
-	add(1, "first")
+	add(1, "first", "")
 	if page > 1 {
-		add(min(page-1, last), "previous")
+		add(min(page-1, last), "previous", "")
 	}
 	if page < pageCount {
-		add(page+1, "next")
+		add(page+1, "next", after)
 	}
-	add(last, "last")
+	add(last, "last", "")
 	return strings.Join(links, ", ")
 }
 
@@ -322,6 +415,10 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, engine.ErrNotFound) {
 		return noModel(ident)
 	}
+	var ke *engine.KeyError
+	if errors.As(err, &ke) {
+		return badParam(strings.ToLower(ke.Field), "does not name a row of this table: %s", ke.Reason)
+	}
 	if err != nil {
 		return fmt.Errorf("rows of %s: %w", ident, err)
 	}
@@ -335,8 +432,17 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("encode rows of %s: %w", ident, err)
 	}
 	pageCount := (page.Total + p.rowsPerPage - 1) / p.rowsPerPage
+	var end, after string
+	if page.End > 0 {
+		end = strconv.FormatInt(page.End, 10)
+	}
+	if page.Last != nil {
+		if after, err = encodeKey(page.Last); err != nil {
+			return err
+		}
+	}
 	h := w.Header()
-	h.Set("Link", linkHeader(r, ident, p.page, pageCount))
+	h.Set("Link", linkHeader(r, ident, p.page, pageCount, end, after))
 	h.Set("X-Link-Number", strconv.Itoa(p.page))
 	h.Set("X-Link-Count", strconv.Itoa(pageCount))
 	if f == formatCSV {
@@ -355,6 +461,9 @@ type metaColumn struct {
 	Index   bool        `json:"index"`
 	Key     bool        `json:"key"`
 	Doc     string      `json:"doc"`
+	// Aggregate is how the column's values combine over rows and buckets:
+	// sum, last, max or none (see schema.EffectiveAggregate).
+	Aggregate string `json:"aggregate"`
 }
 
 // metaCursor is the last journal message a model has fully processed.
@@ -440,7 +549,7 @@ func newMetaDoc(info engine.ModelInfo) metaDoc {
 	}
 	for _, c := range spec.Table.Columns {
 		d.Columns = append(d.Columns, metaColumn{Name: c.Name, Type: c.Type, NotNull: c.NotNull, Index: c.Index,
-			Key: spec.Table.IsKey(c.Name), Doc: c.Doc})
+			Key: spec.Table.IsKey(c.Name), Doc: c.Doc, Aggregate: spec.Table.EffectiveAggregate(c, spec.Interval > 0)})
 	}
 	if !info.Status.Cursor.IsZero() {
 		t := float64(info.Status.Cursor.TimeUS) / 1e6

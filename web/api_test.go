@@ -80,6 +80,7 @@ var csvHeader = []string{"timestamp", "category", "info", "note", "share", "volu
 
 // fixture is a real database behind a real loopback HTTP server.
 type fixture struct {
+	db   *sqlstore.DB
 	srv  *httptest.Server
 	rows []wrow // every row of the main model, in ascending order
 	logs *bytes.Buffer
@@ -113,7 +114,7 @@ func newFixture(t *testing.T) *fixture {
 				{Name: "timestamp", Type: schema.Real, NotNull: true, Index: true, Doc: "end of the bucket"},
 				{Name: "category", Type: schema.Text},
 				{Name: "volume", Type: schema.Integer, NotNull: true},
-				{Name: "share", Type: schema.Real},
+				{Name: "share", Type: schema.Real, Aggregate: schema.AggMax},
 				{Name: "info", Type: schema.JSON},
 				{Name: "note", Type: schema.Text},
 			},
@@ -204,7 +205,7 @@ func newFixture(t *testing.T) *fixture {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := httptest.NewServer(web.New(db, logger).Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, rows: rows, logs: logs, cursorTime: base + 30, lag: 60.25}
+	return &fixture{db: db, srv: srv, rows: rows, logs: logs, cursorTime: base + 30, lag: 60.25}
 }
 
 // sel returns the expected rows of a query, the way the API must select
@@ -558,6 +559,13 @@ func checkLink(t *testing.T, link, path string, query url.Values) int {
 		t.Errorf("link %q: bad page", link)
 	}
 	got.Del("page")
+	// end fixes the range of a listing (every link carries it when there
+	// are rows); after, on next links, is the page's last row.
+	if len(got["end"]) > 1 || len(got["after"]) > 1 {
+		t.Errorf("link %q: end or after repeated", link)
+	}
+	got.Del("end")
+	got.Del("after")
 	want := url.Values{}
 	for _, k := range knownParams {
 		if v, ok := query[k]; ok {
@@ -742,8 +750,8 @@ func TestMeta(t *testing.T) {
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
 	}
-	col := func(name string, typ string, notNull, index, key bool, doc string) map[string]any {
-		return map[string]any{"name": name, "type": typ, "not_null": notNull, "index": index, "key": key, "doc": doc}
+	col := func(name string, typ string, notNull, index, key bool, doc, agg string) map[string]any {
+		return map[string]any{"name": name, "type": typ, "not_null": notNull, "index": index, "key": key, "doc": doc, "aggregate": agg}
 	}
 	lastErr, _ := m["last_error"].(map[string]any)
 	if at, _ := lastErr["at"].(float64); at < float64(time.Now().Add(-time.Hour).Unix()) {
@@ -761,12 +769,13 @@ func TestMeta(t *testing.T) {
 		"topics": []any{"org.fedoraproject.prod."}, "script": "models/volume.lua",
 		"table": "model_volume_by_category_1h",
 		"columns": []any{
-			col("timestamp", "real", true, true, true, "end of the bucket"),
-			col("category", "text", true, false, true, ""),
-			col("volume", "integer", true, false, false, ""),
-			col("share", "real", false, false, false, ""),
-			col("info", "json", false, false, false, ""),
-			col("note", "text", false, false, false, ""),
+			// volume: the default of a bucketed model's number; share: declared.
+			col("timestamp", "real", true, true, true, "end of the bucket", "none"),
+			col("category", "text", true, false, true, "", "none"),
+			col("volume", "integer", true, false, false, "", "sum"),
+			col("share", "real", false, false, false, "", "max"),
+			col("info", "json", false, false, false, "", "none"),
+			col("note", "text", false, false, false, "", "none"),
 		},
 		"key":         []any{"timestamp", "category"},
 		"cursor":      map[string]any{"time": fx.cursorTime, "id": "2015-m2"},

@@ -34,7 +34,7 @@ func TestLinkKeepsKnownParams(t *testing.T) {
 	if len(link) > 1000 || strings.Contains(link, "xxx") || strings.Contains(link, "_=") {
 		t.Errorf("Link header of %d bytes keeps the unknown parameter: %.200s", len(link), link)
 	}
-	want := "</api/" + ident + "?rows_per_page=2&order=asc&start=1&stop=1e10&limit=20&format=json&callback=cb&page=1>; rel=\"first\""
+	want := "</api/" + ident + "?rows_per_page=2&order=asc&start=1&stop=1e10&limit=20&format=json&callback=cb&page=1&end="
 	if !strings.HasPrefix(link, want) {
 		t.Errorf("Link = %s\nwant it to start with %s", link, want)
 	}

@@ -347,3 +347,76 @@ func TestListModelsEmpty(t *testing.T) {
 		t.Errorf("ListModels on an empty database = %v, %v", list, err)
 	}
 }
+
+// TestDeepPages compares pages found the cheap ways (a deep offset from
+// the nearer end of the range, a page after a known row, a range fixed by
+// End) with the same rows sliced from one full read.
+func TestDeepPages(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	const id = "deep"
+	if _, err := db.Register(ctx, spec(id)); err != nil {
+		t.Fatal(err)
+	}
+	var ops []engine.RowOp
+	for i := 0; i < 1500; i++ {
+		ops = append(ops, engine.RowOp{Kind: engine.OpUpsert, Row: engine.Row{
+			"timestamp": 1439121600 + float64(i/3), "category": fmt.Sprintf("c%d", 2-i%3), "volume": int64(i)}})
+	}
+	commit(t, db, id, ops, engine.Checkpoint{})
+	first, err := db.Rows(ctx, id, engine.RowQuery{Desc: true, Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := first.End
+	if end != 1500 {
+		t.Fatalf("End = %d, want the newest row id 1500", end)
+	}
+	// Rows committed after the listing began are outside End.
+	commit(t, db, id, []engine.RowOp{{Kind: engine.OpUpsert, Row: engine.Row{"timestamp": 1439121600.0, "category": "c9", "volume": int64(1)}},
+		{Kind: engine.OpUpsert, Row: engine.Row{"timestamp": 1e10, "category": "c0", "volume": int64(1)}}}, engine.Checkpoint{})
+
+	for _, desc := range []bool{true, false} {
+		for _, limit := range []int{0, 1200} {
+			for _, start := range []*float64{nil, f(1439121700)} {
+				base := engine.RowQuery{Desc: desc, Limit: limit, Start: start, End: end}
+				all, err := db.Rows(ctx, id, base)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(all.Rows) != all.Total {
+					t.Fatalf("full read: %d rows, Total %d", len(all.Rows), all.Total)
+				}
+				for _, off := range []int{0, 499, 500, 501, 750, 1000, all.Total - 7, all.Total - 1} {
+					q := base
+					q.Offset, q.Count = off, 7
+					got, err := db.Rows(ctx, id, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := all.Rows[off:min(off+7, len(all.Rows))]
+					name := fmt.Sprintf("desc=%v limit=%d start=%v offset=%d", desc, limit, start != nil, off)
+					if got.Total != all.Total || !reflect.DeepEqual(got.Rows, want) {
+						t.Errorf("%s: Total %d (want %d), rows %v, want %v", name, got.Total, all.Total, got.Rows, want)
+					}
+					if off+7 >= len(all.Rows) {
+						continue
+					}
+					// The next page after this one's last row.
+					q.Offset, q.After = off+7, got.Last
+					next, err := db.Rows(ctx, id, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := all.Rows[off+7 : min(off+14, len(all.Rows))]; !reflect.DeepEqual(next.Rows, want) {
+						t.Errorf("%s: page after %v: %v, want %v", name, got.Last, next.Rows, want)
+					}
+				}
+			}
+		}
+	}
+	var ke *engine.KeyError
+	if _, err := db.Rows(ctx, id, engine.RowQuery{After: []any{"x", "c1"}}); !errors.As(err, &ke) || ke.Field != "After" {
+		t.Errorf("After of the wrong type: %v, want a KeyError", err)
+	}
+}
