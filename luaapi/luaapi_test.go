@@ -153,6 +153,30 @@ func TestLoadErrors(t *testing.T) {
 			wantMsg: []string{`unknown field "idx"`},
 		},
 		{
+			name: "ErrAggregateOfText",
+			src: lines(
+				"model {",
+				`  name = "x", summary = "s", description = "d",`,
+				"  columns = {",
+				`    {name = "who", type = "text", aggregate = "sum"},`,
+				"  },",
+				"}", fns[0], fns[1]),
+			line:    4,
+			wantMsg: []string{`column "who": aggregate must be`, `got sum`},
+		},
+		{
+			name: "ErrUnknownAggregate",
+			src: lines(
+				"model {",
+				`  name = "x", summary = "s", description = "d",`,
+				"  columns = {",
+				`    {name = "n", type = "integer", aggregate = "avg"},`,
+				"  },",
+				"}", fns[0], fns[1]),
+			line:    4,
+			wantMsg: []string{`column "n": aggregate must be`, `got avg`},
+		},
+		{
 			name: "ErrDeclaresTimestamp",
 			src: lines(
 				"model {",
