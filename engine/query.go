@@ -28,6 +28,12 @@ type ModelInfo struct {
 	LastErrorAt time.Time
 	// Queued is how many committed work items await their outcome.
 	Queued int64
+	// JournalMessages and JournalNewestUS describe the journal at the same
+	// moment (its size, and the time of its newest message in Unix
+	// microseconds, 0 when empty), so that a reader of any model can tell
+	// how much the daemon holds without another endpoint.
+	JournalMessages int64
+	JournalNewestUS int64
 }
 
 // RowQuery selects and pages the rows of a model table. Rows are ordered by

@@ -506,6 +506,15 @@ type metaDoc struct {
 	LastError    *metaError   `json:"last_error"`
 	HasLayout    bool         `json:"has_layout"`
 	Queued       int64        `json:"queued"`
+	Journal      metaJournal  `json:"journal"`
+}
+
+// metaJournal is the journal as the model's figures were read: how many
+// messages it holds and the time of the newest (null when empty). The same
+// for every model; the portal's dashboard header shows it.
+type metaJournal struct {
+	Messages int64    `json:"messages"`
+	Newest   *float64 `json:"newest"`
 }
 
 // hasLayout reports whether a spec carries a layout.
@@ -534,6 +543,11 @@ func newMetaDoc(info engine.ModelInfo) metaDoc {
 		StatusReason: info.Status.Reason,
 		HasLayout:    hasLayout(spec),
 		Queued:       info.Queued,
+		Journal:      metaJournal{Messages: info.JournalMessages},
+	}
+	if info.JournalNewestUS != 0 {
+		t := float64(info.JournalNewestUS) / 1e6
+		d.Journal.Newest = &t
 	}
 	if !info.Status.UpdatedAt.IsZero() {
 		d.UpdatedAt = info.Status.UpdatedAt.Unix()

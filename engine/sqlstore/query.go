@@ -29,17 +29,21 @@ func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
-// journalSpan returns the times of the oldest and newest journaled
-// messages, from the kept figures; ok is false when the journal is empty.
-func journalSpan(ctx context.Context, tx *sql.Tx) (oldest, newest int64, ok bool, err error) {
+// withJournal fills a model's lag and the journal's figures.
+func withJournal(ctx context.Context, tx *sql.Tx, infos []engine.ModelInfo) error {
 	st, err := readJournalStats(ctx, tx)
 	if err != nil {
-		return 0, 0, false, err
+		return err
 	}
-	if st.Messages == 0 {
-		return 0, 0, false, nil
+	ok := st.Messages > 0
+	for i := range infos {
+		infos[i].LagSeconds = lag(infos[i].Status.Cursor, st.Oldest.TimeUS, st.Newest.TimeUS, ok)
+		infos[i].JournalMessages = st.Messages
+		if ok {
+			infos[i].JournalNewestUS = st.Newest.TimeUS
+		}
 	}
-	return st.Oldest.TimeUS, st.Newest.TimeUS, true, nil
+	return nil
 }
 
 // lag computes ModelInfo.LagSeconds; see its documentation.
@@ -106,10 +110,6 @@ func lastError(ctx context.Context, tx *sql.Tx, info *engine.ModelInfo) error {
 func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 	var out []engine.ModelInfo
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
-		oldest, newest, ok, err := journalSpan(ctx, tx)
-		if err != nil {
-			return err
-		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+modelColumns+` FROM models WHERE ident NOT LIKE '%`+engine.ShadowSep+`%' ORDER BY ident`)
 		if err != nil {
 			return fmt.Errorf("read models: %w", err)
@@ -120,7 +120,6 @@ func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 			if err != nil {
 				return fmt.Errorf("read models: %w", err)
 			}
-			info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
 			db.withStall(&info)
 			out = append(out, info)
 		}
@@ -128,6 +127,9 @@ func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 			return fmt.Errorf("read models: %w", err)
 		}
 		rows.Close()
+		if err := withJournal(ctx, tx, out); err != nil {
+			return err
+		}
 		for i := range out {
 			if err := lastError(ctx, tx, &out[i]); err != nil {
 				return err
@@ -151,11 +153,11 @@ func (db *DB) ModelInfo(ctx context.Context, ident string) (engine.ModelInfo, er
 		if err != nil {
 			return err
 		}
-		oldest, newest, ok, err := journalSpan(ctx, tx)
-		if err != nil {
+		one := []engine.ModelInfo{info}
+		if err := withJournal(ctx, tx, one); err != nil {
 			return err
 		}
-		info.LagSeconds = lag(info.Status.Cursor, oldest, newest, ok)
+		info = one[0]
 		db.withStall(&info)
 		return lastError(ctx, tx, &info)
 	})
