@@ -267,7 +267,10 @@ func (db *DB) Rows(ctx context.Context, ident string, q engine.RowQuery) (engine
 		}
 		timeFiltered := len(where) > 0
 		if q.End > 0 {
-			where = append(where, `"id" <= ?`)
+			// The unary + keeps SQLite from scanning by row id and sorting
+			// the whole table: the order's index is walked, and each entry's
+			// row id (which every index entry holds) is checked.
+			where = append(where, `+"id" <= ?`)
 			args = append(args, q.End)
 		}
 		filter := ""

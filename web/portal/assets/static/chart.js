@@ -5,13 +5,25 @@
 var SCChart = (function () {
   var svg = SC.svg, el = SC.el;
 
-  // sparkline draws [{t, v}] (time order) as a small area chart.
+  // sparkline draws [{t, v}] (time order) as a small area chart; with
+  // fewer than three points, as bars (a lone dot says nothing). A point
+  // with partial set (a bucket still filling) is drawn hollow.
   function sparkline(points, color) {
     var W = 300, H = 48, P = 3;
     color = color || '#1f6fb4';
     var s = svg('svg', { class: 'spark', viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img',
       'aria-label': 'Recent history, ' + points.length + ' points' });
     if (!points.length) return s;
+    if (points.length < 3) {
+      var top = Math.max.apply(null, points.map(function (p) { return p.v; })) || 1;
+      var bw = W / 3 - 8;
+      points.forEach(function (p, i) {
+        var h = Math.max(1, (H - 2 * P) * Math.max(0, p.v) / top);
+        s.appendChild(svg('rect', { class: 'bar' + (p.partial ? ' partial' : ''), x: (W - points.length * (bw + 8)) / 2 + i * (bw + 8), y: H - P - h, width: bw, height: h,
+          fill: p.partial ? 'none' : color, 'fill-opacity': '0.5', stroke: color, 'stroke-dasharray': p.partial ? '3 2' : null, 'vector-effect': 'non-scaling-stroke' }));
+      });
+      return s;
+    }
     var t0 = points[0].t, t1 = points[points.length - 1].t;
     var vmax = Math.max.apply(null, points.map(function (p) { return p.v; }));
     var vmin = Math.min(0, Math.min.apply(null, points.map(function (p) { return p.v; })));
@@ -23,7 +35,8 @@ var SCChart = (function () {
       s.appendChild(svg('path', { d: line, fill: 'none', stroke: color, 'stroke-width': '1.6', 'vector-effect': 'non-scaling-stroke', 'stroke-linejoin': 'round' }));
     }
     var last = points[points.length - 1];
-    s.appendChild(svg('circle', { cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: '2.5', fill: color, 'vector-effect': 'non-scaling-stroke' }));
+    s.appendChild(svg('circle', { class: last.partial ? 'partial' : null, cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: '2.5',
+      fill: last.partial ? '#fff' : color, stroke: color, 'vector-effect': 'non-scaling-stroke' }));
     return s;
   }
 
@@ -63,6 +76,7 @@ var SCChart = (function () {
     var vmin = Math.min(0, Math.min.apply(null, all.map(function (p) { return p.v; })));
     if (vmax === vmin) vmax = vmin + 1;
     var ystep = niceStep((vmax - vmin) / 5);
+    if (opts.integer) ystep = Math.max(1, ystep); // no tick at half a message
     var ylo = Math.floor(vmin / ystep) * ystep, yhi = Math.ceil(vmax / ystep) * ystep;
     var yticks = [];
     for (var v = ylo; v <= yhi + ystep / 2; v += ystep) yticks.push(+v.toFixed(10));
@@ -92,7 +106,8 @@ var SCChart = (function () {
     root.appendChild(hover);
 
     var lines = svg('g', { class: 'series' }), dots = svg('g', { class: 'dots' });
-    var showDots = all.length <= 600;
+    // Dots for the rows; buckets filled in as 0 get none.
+    var showDots = all.filter(function (p) { return !p.filled; }).length <= 600;
     series.forEach(function (s) {
       var pts = s.points.slice().sort(function (a, b) { return a.t - b.t; });
       // A bucketed series has no row for a bucket without data: the line
@@ -102,19 +117,19 @@ var SCChart = (function () {
         return (i && p.t - pts[i - 1].t <= gap ? 'L' : 'M') + x(p.t).toFixed(1) + ' ' + y(p.v).toFixed(1);
       }).join(' ');
       lines.appendChild(svg('path', { d: d, stroke: s.color, 'data-series': s.name }));
-      if (showDots || pts.length === 1) {
-        pts.forEach(function (p) {
-          var c = svg('circle', { class: 'pt', cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: pts.length > 150 ? 2.5 : 3.5,
-            fill: s.color, tabindex: '0', 'data-t': p.t, 'data-series': s.name, role: 'button',
-            'aria-label': s.name + ' ' + SC.fmtTime(p.t) + ': ' + SC.fmtNum(p.v) });
-          c.addEventListener('keydown', function (e) {
-            if ((e.key === 'Enter' || e.key === ' ') && opts.onPick) { e.preventDefault(); opts.onPick(p.t); }
-          });
-          c.addEventListener('focus', function () { show(p.t); });
-          c.addEventListener('blur', hide);
-          dots.appendChild(c);
+      pts.forEach(function (p) {
+        if (p.filled || !(showDots || pts.length === 1 || p.partial)) return;
+        // A bucket still filling is drawn hollow, and says so.
+        var c = svg('circle', { class: 'pt' + (p.partial ? ' partial' : ''), cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: pts.length > 150 && !p.partial ? 2.5 : 3.5,
+            fill: p.partial ? '#fff' : s.color, stroke: s.color, tabindex: '0', 'data-t': p.t, 'data-v': p.v, 'data-series': s.name, role: 'button',
+            'aria-label': s.name + ' ' + SC.fmtTime(p.t) + ': ' + SC.fmtNum(p.v) + (p.partial ? ' (partial: the bucket is still filling)' : '') });
+        c.addEventListener('keydown', function (e) {
+          if ((e.key === 'Enter' || e.key === ' ') && opts.onPick) { e.preventDefault(); opts.onPick(p.t); }
         });
-      }
+        c.addEventListener('focus', function () { show(p.t); });
+        c.addEventListener('blur', hide);
+        dots.appendChild(c);
+      });
     });
     root.appendChild(lines);
     root.appendChild(dots);
@@ -135,10 +150,11 @@ var SCChart = (function () {
     function show(t) {
       hover.setAttribute('x1', x(t)); hover.setAttribute('x2', x(t)); hover.setAttribute('visibility', 'visible');
       var parts = [SC.fmtTime(t)];
-      var vals = [];
+      var vals = [], partial = false;
       series.forEach(function (s) {
-        s.points.forEach(function (p) { if (p.t === t) vals.push([s.name, p.v]); });
+        s.points.forEach(function (p) { if (p.t === t) { vals.push([s.name, p.v]); partial = partial || p.partial; } });
       });
+      if (partial) parts[0] += ' (partial: still filling)';
       vals.sort(function (a, b) { return b[1] - a[1]; });
       vals.slice(0, 6).forEach(function (nv) { parts.push(nv[0] + ': ' + SC.fmtNum(nv[1])); });
       if (vals.length > 6) parts.push('… ' + (vals.length - 6) + ' more');

@@ -124,16 +124,17 @@ var SC = (function () {
     if (!(opts && opts.noSeconds)) s += ':' + pad(d.getUTCSeconds());
     return s + ' UTC';
   }
-  // inputValue is the value of a datetime-local input showing sec in UTC.
+  // inputValue writes sec as the range boxes show it: 24-hour UTC.
   function inputValue(sec) {
     if (sec === null || sec === undefined || !isFinite(sec)) return '';
     var d = new Date(Math.floor(sec) * 1000);
-    return d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + 'T' +
+    return d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + ' ' +
       pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds());
   }
-  // parseInput reads a datetime-local value as UTC; null when empty or bad.
+  // parseInput reads a time typed as UTC ("2015-08-09 14:05:00", or with a
+  // T, seconds optional); null when empty or bad.
   function parseInput(v) {
-    var m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?$/.exec(v || '');
+    var m = /^\s*(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?\s*(?:UTC|Z)?\s*$/i.exec(v || '');
     if (!m) return null;
     return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) / 1000;
   }
@@ -164,16 +165,100 @@ var SC = (function () {
   }
 
   // shape tells how a model's table can be charted: the numeric columns
-  // that are not part of the key (the values), and the key column that
-  // tells series apart (category, topic, user...), if any.
+  // that are not part of the key (the values), how each combines (agg:
+  // the column's declared aggregate, see /api/<ident>/meta), whether each
+  // is an integer, and the key column that tells series apart (category,
+  // topic, user...), if any.
   function shape(meta) {
     var cols = meta.columns || [];
+    var agg = {}, ints = {};
     var values = cols.filter(function (c) {
       return c.name !== 'timestamp' && !c.key && (c.type === 'integer' || c.type === 'real');
-    }).map(function (c) { return c.name; });
+    }).map(function (c) {
+      agg[c.name] = c.aggregate || (meta.interval ? 'sum' : 'none');
+      ints[c.name] = c.type === 'integer';
+      return c.name;
+    });
     var keyCols = cols.filter(function (c) { return c.name !== 'timestamp' && c.key; });
     var series = keyCols.filter(function (c) { return c.type === 'text'; })[0] || keyCols[0] || null;
-    return { values: values, series: series ? series.name : null, timeSeries: values.length > 0 };
+    return { values: values, agg: agg, ints: ints, series: series ? series.name : null, timeSeries: values.length > 0 };
+  }
+
+  // combine folds a value into what is already there, as the column's
+  // aggregate says. Rows come in the API's ascending order, so "last" is
+  // the value of the row the API lists last; "none" keeps the last too
+  // (such values are never added up).
+  function combine(agg, had, v) {
+    if (had === undefined) return v;
+    if (agg === 'sum') return had + v;
+    if (agg === 'max') return Math.max(had, v);
+    return v;
+  }
+  // aggWord says in words how a range's value is made.
+  function aggWord(agg) {
+    return { sum: 'total', last: 'last', max: 'peak', none: '' }[agg] || '';
+  }
+
+  // intervalSeconds reads an interval text (15s, 1m, 1h, 1d, 1w, 1mo) as
+  // seconds, for ordering (a month counts 30 days).
+  function intervalSeconds(text) {
+    var m = /^(\d+)(mo|w|d|h|m|s)$/.exec(text || '');
+    if (!m) return Infinity;
+    return +m[1] * { s: 1, m: 60, h: 3600, d: 86400, w: 604800, mo: 2592000 }[m[2]];
+  }
+  // intervalWord names a bucket of an interval text: "minute" for 1m,
+  // "15 s bucket" for 15s.
+  function intervalWord(text) {
+    return { '1s': 'second', '1m': 'minute', '1h': 'hour', '1d': 'day', '1w': 'week', '1mo': 'month' }[text] || text + ' bucket';
+  }
+  // fixedBuckets: whether buckets are a fixed number of seconds long (a
+  // month is not), so that bucket ends can be computed.
+  function fixedBuckets(meta) {
+    return !!meta.interval && !/mo$/.test(meta.interval_text || '');
+  }
+  // lastComplete is the end of the newest bucket the model has finished:
+  // its cursor (the last message committed) is at or past that end. The
+  // bucket after it is still filling (partial). null when unknown.
+  function lastComplete(meta, rows) {
+    var c = meta.cursor && meta.cursor.time;
+    if (!meta.interval || c === null || c === undefined) return null;
+    if (fixedBuckets(meta)) return Math.floor(c / meta.interval) * meta.interval;
+    var best = null;
+    (rows || []).forEach(function (r) { if (r.timestamp <= c && (best === null || r.timestamp > best)) best = r.timestamp; });
+    return best;
+  }
+  // isPartial: a bucket the model has not finished (its end is past the
+  // cursor), so its numbers will still grow.
+  function isPartial(meta, t) {
+    if (!meta.interval) return false;
+    var c = meta.cursor && meta.cursor.time;
+    return c === null || c === undefined || t > c;
+  }
+  // fmtRange writes the bucket ending at end as "14:23–14:24" (UTC), with
+  // the date when the bucket is a day or longer or spans midnight.
+  function fmtRange(end, interval) {
+    var a = fmtTime(end - interval).replace(' UTC', ''), b = fmtTime(end).replace(' UTC', '');
+    var secs = interval % 60 !== 0;
+    var cut = function (x) { return secs ? x.slice(11, 19) : x.slice(11, 16); };
+    if (interval >= 86400) return a.slice(0, 10) + ' – ' + b.slice(0, 10);
+    if (a.slice(0, 10) !== b.slice(0, 10)) return a.slice(0, 16) + '–' + b.slice(0, 16);
+    return cut(a) + '–' + cut(b);
+  }
+  // fillZeros gives a bucketed sum series a 0 for every bucket without a
+  // row between from and to (bucket ends), so that charts show an idle
+  // bucket as 0 rather than a gap or a slope. Too many buckets (over max)
+  // are left as they are.
+  function fillZeros(points, interval, from, to, max) {
+    if (!interval || from === null || to === null || (to - from) / interval > (max || 5000)) return points;
+    var have = new Map(points.map(function (p) { return [p.t, p]; }));
+    var out = [];
+    for (var t = from; t <= to + interval / 1e6; t += interval) {
+      var k = Math.round(t * 1000) / 1000;
+      out.push(have.get(k) || { t: k, v: 0, filled: true });
+      have.delete(k);
+    }
+    have.forEach(function (p) { out.push(p); }); // off the grid: keep it
+    return out.sort(function (a, b) { return a.t - b.t; });
   }
 
   // group is the dashboard group of a model: its script's file name, or
@@ -192,13 +277,14 @@ var SC = (function () {
     return ident.replace(/-(\d+[dhms])+$/, '');
   }
 
-  // aggregate sums a value column per timestamp: [{t, v}] in time order.
-  function aggregate(rows, valueCol) {
+  // aggregate combines a value column per timestamp, as agg says (rows in
+  // ascending API order): [{t, v}] in time order.
+  function aggregate(rows, valueCol, agg) {
     var by = new Map();
     rows.forEach(function (r) {
       var v = r[valueCol];
       if (typeof v !== 'number' || !isFinite(v) || typeof r.timestamp !== 'number') return;
-      by.set(r.timestamp, (by.get(r.timestamp) || 0) + v);
+      by.set(r.timestamp, combine(agg || 'sum', by.get(r.timestamp), v));
     });
     return Array.from(by, function (e) { return { t: e[0], v: e[1] }; }).sort(function (a, b) { return a.t - b.t; });
   }
@@ -209,6 +295,8 @@ var SC = (function () {
     el: el, svg: svg, $: $, clear: clear, get: get, getText: getText, links: links, ApiError: ApiError,
     apiPath: apiPath, pagePath: pagePath, query: query, fmtTime: fmtTime, fmtDuration: fmtDuration,
     fmtNum: fmtNum, fmtCompact: fmtCompact, inputValue: inputValue, parseInput: parseInput,
-    shape: shape, group: group, baseIdent: baseIdent, aggregate: aggregate, PALETTE: PALETTE
+    shape: shape, group: group, baseIdent: baseIdent, aggregate: aggregate, PALETTE: PALETTE,
+    intervalWord: intervalWord, combine: combine, aggWord: aggWord, intervalSeconds: intervalSeconds, fixedBuckets: fixedBuckets,
+    lastComplete: lastComplete, isPartial: isPartial, fmtRange: fmtRange, fillZeros: fillZeros
   };
 })();

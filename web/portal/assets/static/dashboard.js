@@ -32,13 +32,38 @@
     return Promise.all(ws).then(function () { return out; });
   }
 
+  // load reads a model's meta, its newest rows and, for a bucketed model
+  // whose numbers add up, every row of its last complete bucket (the
+  // headline), which the newest rows may not all hold.
   function load(ident) {
     var base = SC.apiPath(ident);
     return SC.get(base + '/meta').then(function (m) {
       return SC.get(base + '?order=desc&rows_per_page=100').then(function (r) {
-        return { ident: ident, meta: m.data, rows: r.data || [] };
+        var out = { ident: ident, meta: m.data, rows: r.data || [] };
+        var sh = SC.shape(m.data), L = SC.lastComplete(m.data, out.rows.slice().reverse());
+        var agg = sh.values.length ? sh.agg[sh.values[0]] : 'none';
+        if (L === null || !out.rows.length || (agg !== 'sum' && agg !== 'max')) return out;
+        out.complete = L;
+        return readAll(base + SC.query({ start: L, stop: L, order: 'asc', rows_per_page: 100 }), 10).then(function (rows) {
+          out.headRows = rows;
+          return out;
+        });
       });
     }).catch(function (e) { return { ident: ident, error: e }; });
+  }
+
+  // readAll follows the Link header from url for at most max pages.
+  function readAll(url, max) {
+    var rows = [], n = 0;
+    function step(u) {
+      return SC.get(u).then(function (r) {
+        rows = rows.concat(r.data || []);
+        var next = SC.links(r.res.headers.get('Link')).next;
+        if (next && ++n < max) return step(next);
+        return rows;
+      });
+    }
+    return step(url);
   }
 
   function groupFor(name) {
@@ -97,21 +122,7 @@
       c.latest.appendChild(el('span', { class: 'label', text: 'No rows yet' }));
       c.spark.appendChild(el('div', { class: 'spark-empty', text: 'No data yet' }));
     } else if (sh.timeSeries) {
-      var vcol = sh.values[0];
-      var pts = SC.aggregate(rows, vcol);
-      var last = pts[pts.length - 1];
-      c.latest.appendChild(el('span', { class: 'value', text: SC.fmtNum(last.v) }));
-      c.latest.appendChild(el('span', { class: 'label', text: vcol + (m.interval ? ' in the newest bucket' : ' in the newest row') +
-        (sh.series ? ', all ' + sh.series + ' values' : '') }));
-      if (sh.series) {
-        var top = rows.filter(function (x) { return x.timestamp === last.t; })
-          .sort(function (a, b) { return (b[vcol] || 0) - (a[vcol] || 0); })[0];
-        if (top) {
-          var tl = 'top ' + sh.series + ': ' + String(top[sh.series]) + ' (' + SC.fmtNum(top[vcol]) + ')';
-          c.latest.appendChild(el('span', { class: 'top', title: tl, text: tl }));
-        }
-      }
-      c.spark.appendChild(SCChart.sparkline(pts.slice(-HISTORY)));
+      headline(c, r, sh);
     } else {
       var cols = (m.columns || []).filter(function (x) { return x.name !== 'timestamp'; }).slice(0, 3);
       c.latest.appendChild(el('span', { class: 'label', text: cols.map(function (x) {
@@ -121,14 +132,24 @@
       c.spark.appendChild(el('div', { class: 'spark-empty', text: 'Not a numeric series: open the model for its table' }));
     }
     var short = function (t) { return SC.fmtTime(t, { noSeconds: true }).replace(' UTC', ''); };
-    c.stats.appendChild(stat('Newest row (UTC)', newest === null ? '—' : short(newest), newest === null ? null : SC.fmtTime(newest), 'wide'));
+    if (newest === null) {
+      c.stats.appendChild(stat('Newest row (UTC)', '—', null, 'wide'));
+    } else if (m.interval && SC.fixedBuckets(m)) {
+      // A bucket is labelled with its end: say which span it covers.
+      var part = SC.isPartial(m, newest);
+      c.stats.appendChild(stat('Newest bucket (UTC)', SC.fmtRange(newest, m.interval) + (part ? ' (partial)' : ''),
+        'the bucket from ' + SC.fmtTime(newest - m.interval) + ' to ' + SC.fmtTime(newest) + (part ? ', still filling' : ''), 'wide' + (part ? ' partial' : '')));
+    } else {
+      c.stats.appendChild(stat('Newest row (UTC)', short(newest), SC.fmtTime(newest), 'wide'));
+    }
     c.stats.appendChild(stat('Lag', SC.fmtDuration(m.lag_seconds), 'how far the cursor trails the newest journaled message'));
     c.stats.appendChild(stat('Cursor (UTC)', m.cursor && m.cursor.time !== null ? short(m.cursor.time) : 'not started',
       m.cursor && m.cursor.id ? 'last committed message ' + m.cursor.id : null, 'wide'));
-    c.stats.appendChild(stat('Processed', SC.fmtNum(m.processed)));
+    // Processed is the same for every model that is caught up: the header
+    // says it once; a card says it only when it differs.
+    if (m.processed !== commonProcessed) c.stats.appendChild(stat('Processed', SC.fmtNum(m.processed), 'differs from the other models'));
     c.stats.appendChild(stat('Errors', SC.fmtNum(m.errors), m.last_error ? m.last_error.error : null, m.errors > 0 ? 'bad' : null));
     c.stats.appendChild(stat('Status', m.status === 'failed' ? 'failed' : 'ok', m.status_reason || null, m.status === 'failed' ? 'bad' : null));
-    c.stats.appendChild(stat('Interval', m.interval_text || 'none'));
     if (m.queued > 0) c.stats.appendChild(stat('Queued', SC.fmtNum(m.queued), 'work items committed and waiting for their outcome'));
     if (m.status === 'failed' && m.status_reason) {
       c.err.textContent = 'Stopped: ' + m.status_reason;
@@ -139,12 +160,66 @@
     }
   }
 
+  // headline shows a numeric model's number as its first value column's
+  // aggregate says: for counts (sum) and peaks (max), the last complete
+  // bucket, labelled with its span, and the bucket still filling marked
+  // partial; for running totals and gauges (last), the newest row's value.
+  function headline(c, r, sh) {
+    var m = r.meta, rows = r.rows, asc = rows.slice().reverse();
+    var vcol = sh.values[0], agg = sh.agg[vcol];
+    var value = function (v, cls) { c.latest.appendChild(el('span', { class: 'value' + (cls ? ' ' + cls : ''), text: SC.fmtNum(v) })); };
+    var label = function (t, cls) { c.latest.appendChild(el('span', { class: cls || 'label', title: t, text: t })); };
+    var pts;
+    if (agg === 'last' || agg === 'none' || !m.interval) {
+      var nr = rows[0], who = sh.series ? nr[sh.series] : null;
+      value(nr[vcol]);
+      label(vcol + ' in the newest row' + (who !== null ? ', ' + sh.series + ' ' + who : '') + ' (' + SC.fmtTime(nr.timestamp, { noSeconds: false }) + ')');
+      // The history of that one series: values that must not be added up.
+      pts = SC.aggregate(asc.filter(function (x) { return !sh.series || x[sh.series] === who; }), vcol, 'last');
+      c.latest.setAttribute('data-agg', agg);
+    } else {
+      var L = r.complete !== undefined ? r.complete : SC.lastComplete(m, asc);
+      var bucket = m.interval_text ? SC.intervalWord(m.interval_text) : 'bucket';
+      pts = SC.aggregate(asc, vcol, agg);
+      if (agg === 'sum' && SC.fixedBuckets(m) && pts.length) pts = SC.fillZeros(pts, m.interval, pts[0].t, pts[pts.length - 1].t, 500);
+      pts.forEach(function (p) { p.partial = SC.isPartial(m, p.t); });
+      if (L !== null) {
+        var head = SC.aggregate(r.headRows || asc.filter(function (x) { return x.timestamp === L; }), vcol, agg)[0];
+        value(head ? head.v : 0);
+        label(vcol + ', ' + SC.fmtRange(L, m.interval) + ' UTC: the last complete ' + bucket + (agg === 'max' ? ' (peak)' : ''));
+        c.latest.setAttribute('data-complete', String(L));
+        if (sh.series && r.headRows && r.headRows.length) {
+          var top = r.headRows.slice().sort(function (a, b) { return (b[vcol] || 0) - (a[vcol] || 0); })[0];
+          var tl = 'top ' + sh.series + ': ' + String(top[sh.series]) + ' (' + SC.fmtNum(top[vcol]) + ')';
+          label(tl, 'top');
+        }
+      }
+      var fill = pts.length && pts[pts.length - 1].partial ? pts[pts.length - 1] : null;
+      if (fill) {
+        label('now filling ' + SC.fmtRange(fill.t, m.interval) + ': ' + SC.fmtNum(fill.v) + ' so far (partial)', 'partial-note');
+      }
+      c.latest.setAttribute('data-agg', agg);
+    }
+    c.spark.appendChild(SCChart.sparkline(pts.slice(-HISTORY)));
+  }
+
   function order(a, b) {
     var ia = a.meta && a.meta.interval || 0, ib = b.meta && b.meta.interval || 0;
     return ia - ib || (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0);
   }
 
+  // commonProcessed is the number of messages most models have processed:
+  // the header shows it once instead of on every card.
+  var commonProcessed = null;
+  function mostCommon(values) {
+    var n = new Map(), best = null;
+    values.forEach(function (v) { n.set(v, (n.get(v) || 0) + 1); if (best === null || n.get(v) > n.get(best)) best = v; });
+    return best;
+  }
+
   function render(results) {
+    commonProcessed = mostCommon(results.filter(function (r) { return r.meta; }).map(function (r) { return r.meta.processed; }));
+    renderHeader(results);
     var seen = new Set();
     results.forEach(function (r) {
       seen.add(r.ident);
@@ -178,6 +253,59 @@
           el('a', { href: '/web/getting-started#add', text: 'adding a model' }), ').')));
     }
     applyFilter();
+  }
+
+  // --- the header: how busy the bus is -------------------------------------
+  // The bus rate is read from a volume model (the count of every message per
+  // bucket): messages per minute over the last hour of complete buckets.
+  function rateModel(results) {
+    var ok = results.filter(function (r) { return r.meta && r.meta.interval && SC.fixedBuckets(r.meta) && 3600 % r.meta.interval === 0; });
+    var pick = function (f) { return ok.filter(f).sort(function (a, b) { return b.meta.interval - a.meta.interval; })[0]; };
+    return pick(function (r) { return r.meta.name === 'volume' && r.meta.interval <= 60; }) ||
+      pick(function (r) { return r.meta.name === 'volume'; }) ||
+      pick(function (r) { return /^volume/.test(r.meta.name) && r.meta.interval <= 60; }) || null;
+  }
+  var headerGen = 0;
+  function renderHeader(results) {
+    var metas = results.filter(function (r) { return r.meta; }).map(function (r) { return r.meta; });
+    var facts = SC.clear($('#bus-facts'));
+    var fact = function (label, value, title) { facts.appendChild(el('div', null, el('dt', { text: label }), el('dd', { text: value, title: title || null }))); };
+    var j = metas.length ? metas[0].journal : null;
+    fact('Journal', j ? SC.fmtNum(j.messages) + ' messages' : '—', j && j.newest ? 'newest message ' + SC.fmtTime(j.newest) : null);
+    fact('Newest message', j && j.newest ? SC.fmtTime(j.newest) : '—');
+    var lag = metas.reduce(function (a, m) { return Math.max(a, m.lag_seconds || 0); }, 0);
+    fact('Lag', metas.length ? (lag === 0 ? 'every model caught up' : 'up to ' + SC.fmtDuration(lag)) : '—', 'how far the slowest model trails the journal');
+    fact('Processed', commonProcessed === null ? '—' : SC.fmtNum(commonProcessed) + ' messages per model',
+      'what most models have processed; a card that differs says so');
+    var failed = metas.filter(function (m) { return m.status === 'failed'; }).length;
+    fact('Models', metas.length + (failed ? ', ' + failed + ' failed' : ''));
+
+    var vm = rateModel(results), rateEl = $('#bus-rate'), labelEl = $('#bus-rate-label'), spark = $('#bus-spark');
+    if (!vm) {
+      rateEl.textContent = '—';
+      labelEl.textContent = 'no volume model runs: the bus rate is read from the volume model';
+      SC.clear(spark);
+      return;
+    }
+    var m = vm.meta, iv = m.interval, L = SC.lastComplete(m, []);
+    if (L === null) { rateEl.textContent = '—'; labelEl.textContent = m.ident + ' has not started'; return; }
+    var g = ++headerGen;
+    var vcol = SC.shape(m).values[0];
+    readAll(SC.apiPath(m.ident) + SC.query({ start: L - 3600 + iv, stop: L + iv, order: 'asc', rows_per_page: 100 }), 80).then(function (rows) {
+      if (g !== headerGen) return;
+      var pts = SC.fillZeros(SC.aggregate(rows, vcol, 'sum'), iv, L - 3600 + iv, L + iv);
+      var total = 0;
+      pts.forEach(function (p) { p.partial = p.t > L; if (!p.partial) total += p.v; });
+      rateEl.textContent = SC.fmtNum(Math.round(total / 60 * 10) / 10);
+      rateEl.setAttribute('data-total', String(total));
+      rateEl.setAttribute('data-from', String(L - 3600));
+      rateEl.setAttribute('data-to', String(L));
+      labelEl.textContent = 'messages per minute over the hour ' + SC.fmtRange(L, 3600) + ' UTC (' + SC.fmtNum(total) + ' messages in ' +
+        3600 / iv + ' complete ' + SC.intervalWord(m.interval_text) + 's of ' + m.ident + ')';
+      SC.clear(spark).appendChild(SCChart.sparkline(pts));
+    }).catch(function (e) {
+      labelEl.textContent = 'the bus rate could not be read: ' + e.message;
+    });
   }
 
   function applyFilter() {

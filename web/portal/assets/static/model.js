@@ -45,6 +45,13 @@
     var s = p.toString(), url = location.pathname + (s ? '?' + s : '');
     if (url !== location.pathname + location.search) history[push ? 'pushState' : 'replaceState'](null, '', url);
   }
+  // viewQuery is this view's query string (range, order, series), for
+  // links to the same view of another interval.
+  function viewQuery() {
+    var s = new URLSearchParams(location.search).toString(); // the same script: the same columns
+
+    return s ? '?' + s : '';
+  }
   function selection(extra) {
     var o = { start: st.start, stop: st.stop, order: st.order };
     Object.keys(extra || {}).forEach(function (k) { o[k] = extra[k]; });
@@ -60,7 +67,7 @@
     var tb = $('#columns tbody');
     SC.clear(tb);
     meta.columns.forEach(function (c) {
-      tb.appendChild(el('tr', null, el('td', null, el('code', { text: c.name })), el('td', { text: c.type + (c.not_null ? ', not null' : '') }),
+      tb.appendChild(el('tr', null, el('td', null, el('code', { text: c.name })), el('td', { text: c.type + (c.not_null ? ', not null' : '') + (c.aggregate && c.aggregate !== 'none' ? '; combines by ' + c.aggregate : '') }),
         el('td', { text: c.key ? 'yes' : '' }), el('td', { text: c.doc || '' })));
     });
     var h = SC.clear($('#health'));
@@ -75,20 +82,26 @@
     if (meta.topics && meta.topics.length) item('Topics', meta.topics.join(', '));
   }
 
-  // siblings links the other intervals of the same script, same range.
+  // siblings links every interval of the same script, shortest first, each
+  // link carrying the current range (kept up to date by syncForm), so that
+  // a copied link opens the same range.
   function renderSiblings() {
     SC.get('/api/').then(function (r) {
       var mine = SC.baseIdent(ident, meta.interval_text);
-      var sib = (r.data || []).filter(function (x) { return x !== ident && SC.baseIdent(x) === mine; });
-      if (!sib.length || !meta.interval_text) return;
+      var all = (r.data || []).filter(function (x) { return SC.baseIdent(x) === mine && x.length > mine.length; });
+      if (all.length < 2 || !meta.interval_text) return;
+      all.sort(function (a, b) {
+        return SC.intervalSeconds(a.slice(mine.length + 1)) - SC.intervalSeconds(b.slice(mine.length + 1)) || (a < b ? -1 : 1);
+      });
       var box = SC.clear($('#siblings'));
       box.appendChild(el('span', { class: 'muted', text: 'Same range at another interval:' }));
-      sib.forEach(function (x) {
-        var a = el('a', { class: 'chip', href: SC.pagePath(x), text: x.slice(mine.length + 1) || x, title: x });
-        a.addEventListener('click', function () { a.href = SC.pagePath(x) + selection(); });
-        box.appendChild(a);
+      all.forEach(function (x) {
+        var text = x.slice(mine.length + 1) || x;
+        if (x === ident) { box.appendChild(el('span', { class: 'chip active', 'aria-current': 'page', text: text, title: x })); return; }
+        box.appendChild(el('a', { class: 'chip sibling', href: SC.pagePath(x), 'data-ident': x, text: text, title: x }));
       });
       box.hidden = false;
+      syncForm();
     }).catch(function () { /* the links are a convenience */ });
   }
 
@@ -99,24 +112,50 @@
     $('#order').value = st.order;
     $('#anchor').value = st.anchor;
     document.querySelectorAll('[data-range]').forEach(function (b) {
-      var r = b.getAttribute('data-range');
-      var on = r === 'all' ? st.start === null && st.stop === null : st.stop !== null && st.start !== null && Math.abs(st.stop - st.start - +r) < 1e-6 && st.stop === anchorTime();
+      var r = b.getAttribute('data-range'), q = r === 'all' ? null : quickRange(+r);
+      var on = r === 'all' ? st.start === null && st.stop === null : st.start === q.start && st.stop === q.stop;
       b.classList.toggle('active', on);
     });
     $('#api-link').href = base + selection({ rows_per_page: PAGE });
+    $('#dl-csv').href = base + selection({ rows_per_page: PAGE, format: 'csv' });
+    $('#dl-json').href = base + selection({ rows_per_page: PAGE, format: 'json' });
+    document.querySelectorAll('#siblings a.sibling').forEach(function (a) {
+      a.href = SC.pagePath(a.getAttribute('data-ident')) + viewQuery();
+    });
   }
+  // anchorTime is where quick ranges end: the end of the newest bucket (or
+  // the newest row), or with "now", the end of the bucket holding now.
   function anchorTime() {
-    return st.anchor === 'now' || newest === null ? Math.ceil(Date.now() / 1000) : newest;
+    var now = Date.now() / 1000, iv = meta && SC.fixedBuckets(meta) ? meta.interval : 0;
+    if (st.anchor === 'now' || newest === null) return iv ? Math.floor(now / iv) * iv + iv : Math.ceil(now);
+    return newest;
+  }
+  // quickRange is the last r seconds as whole buckets: a row's timestamp is
+  // its bucket's end and both bounds are included, so the last hour of
+  // one-minute buckets is the 60 ending in (stop - 3600, stop].
+  function quickRange(r) {
+    var stop = anchorTime(), iv = meta && SC.fixedBuckets(meta) ? meta.interval : 0;
+    return { start: iv && iv < r ? stop - r + iv : stop - r, stop: stop };
   }
   $('#range').addEventListener('submit', function (e) { e.preventDefault(); });
-  $('#start').addEventListener('change', function () { st.start = SC.parseInput(this.value); reload(true); });
-  $('#stop').addEventListener('change', function () { st.stop = SC.parseInput(this.value); reload(true); });
+  // The boxes take 24-hour UTC times; something else is said, not guessed.
+  function typed(box, key) {
+    var v = SC.parseInput(box.value);
+    if (v === null && box.value.trim() !== '') {
+      banner('Write the time as YYYY-MM-DD HH:MM:SS, 24-hour UTC (for example 2015-08-09 14:05:00).');
+      return;
+    }
+    st[key] = v;
+    reload(true);
+  }
+  $('#start').addEventListener('change', function () { typed(this, 'start'); });
+  $('#stop').addEventListener('change', function () { typed(this, 'stop'); });
   $('#order').addEventListener('change', function () { st.order = this.value; reload(false); });
   $('#anchor').addEventListener('change', function () { st.anchor = this.value; syncForm(); writeURL(false); });
   document.querySelectorAll('[data-range]').forEach(function (b) {
     b.addEventListener('click', function () {
       var r = b.getAttribute('data-range');
-      if (r === 'all') { st.start = null; st.stop = null; } else { st.stop = anchorTime(); st.start = st.stop - +r; }
+      if (r === 'all') { st.start = null; st.stop = null; } else { var q = quickRange(+r); st.start = q.start; st.stop = q.stop; }
       reload(true);
     });
   });
@@ -174,6 +213,9 @@
       if (g !== gen) return;
       chartRows = rows.reverse();
       var hint = 'Click a point to narrow the range to its ' + (meta.interval_text ? meta.interval_text + ' bucket' : 'moment') + '.';
+      var agg = sh.agg[st.value && sh.values.indexOf(st.value) >= 0 ? st.value : sh.values[0]];
+      if (agg === 'last') hint = 'Each point is the value of the row listed last at that time (a running total or gauge: never added up). ' + hint;
+      else if (agg === 'sum' && meta.interval) hint = 'A bucket without a row counts 0. ' + hint;
       if (more) hint = 'The chart shows the newest ' + SC.fmtNum(rows.length) + ' of about ' + SC.fmtNum(count * PAGE) + ' rows: narrow the range to see the rest. ' + hint;
       $('#chart-hint').textContent = hint;
       drawChart();
@@ -186,25 +228,34 @@
     });
   }
 
-  // series groups the chart rows by the series column.
+  // series groups the chart rows by the series column and combines the
+  // rows of one series and bucket as the column's aggregate says: counts
+  // add up, peaks take the largest, running totals and gauges take the
+  // value of the row the API lists last (never a sum). A series' summary
+  // number (legend, ranking) is made the same way over the whole range.
+  // For counts of a bucketed model, a bucket without a row is a 0.
   function buildSeries() {
     var vcol = st.value && sh.values.indexOf(st.value) >= 0 ? st.value : sh.values[0];
+    var agg = sh.agg[vcol];
     var by = new Map();
     chartRows.forEach(function (r) {
       var v = r[vcol];
       if (typeof v !== 'number' || !isFinite(v)) return;
       var k = sh.series ? (r[sh.series] === null || r[sh.series] === undefined ? '(none)' : String(r[sh.series])) : vcol;
       var s = by.get(k);
-      if (!s) { s = { name: k, total: 0, map: new Map() }; by.set(k, s); }
-      s.total += v;
-      s.map.set(r.timestamp, (s.map.get(r.timestamp) || 0) + v);
+      if (!s) { s = { name: k, total: undefined, map: new Map() }; by.set(k, s); }
+      s.total = SC.combine(agg, s.total, v);
+      s.map.set(r.timestamp, SC.combine(agg, s.map.get(r.timestamp), v));
     });
+    var span = chartRows.length ? [chartRows[0].timestamp, chartRows[chartRows.length - 1].timestamp] : null;
+    var zeros = agg === 'sum' && SC.fixedBuckets(meta) && span;
     var all = Array.from(by.values()).sort(function (a, b) { return b.total - a.total || (a.name < b.name ? -1 : 1); });
     all.forEach(function (s, i) {
-      s.points = Array.from(s.map, function (e) { return { t: e[0], v: e[1] }; });
+      s.points = Array.from(s.map, function (e) { return { t: e[0], v: e[1], partial: SC.isPartial(meta, e[0]) }; });
+      if (zeros) s.points = SC.fillZeros(s.points, meta.interval, span[0], span[1]);
       s.rank = i;
     });
-    return { vcol: vcol, all: all };
+    return { vcol: vcol, agg: agg, all: all, zeros: !!zeros };
   }
 
   function drawChart() {
@@ -228,12 +279,18 @@
     if (!chosen.length) chosen = b.all.slice(0, TOP_N);
     chosen.forEach(function (s) { s.color = SC.PALETTE[s.rank % SC.PALETTE.length]; });
     var span = chartRows.length ? [chartRows[0].timestamp, chartRows[chartRows.length - 1].timestamp] : null;
-    SCChart.lineChart(box, chosen, { interval: meta.interval, domain: span, onPick: drill,
+    SCChart.lineChart(box, chosen, { interval: b.zeros ? null : meta.interval, domain: span, onPick: drill, integer: sh.ints[b.vcol],
       label: meta.ident + ': ' + b.vcol + (sh.series ? ' per ' + sh.series : '') });
+    box.setAttribute('data-agg', b.agg);
     var legend = SC.clear($('#legend'));
+    var word = SC.aggWord(b.agg);
     chosen.forEach(function (s) {
-      legend.appendChild(el('span', { title: s.name }, el('i', { class: 'swatch', 'data-color': s.color }), s.name + ' (' + SC.fmtNum(s.total) + ')'));
+      legend.appendChild(el('span', { title: s.name, 'data-series': s.name, 'data-total': word ? s.total : null }, el('i', { class: 'swatch', 'data-color': s.color }),
+        s.name + (word ? ' (' + word + ' ' + SC.fmtNum(s.total) + ')' : '')));
     });
+    if (chosen.some(function (s) { return s.points.some(function (p) { return p.partial; }); })) {
+      legend.appendChild(el('span', { class: 'partial-key' }, el('i', { class: 'swatch hollow' }), 'hollow point: the bucket is still filling (partial)'));
+    }
     legend.querySelectorAll('i[data-color]').forEach(function (i) { i.style.background = i.getAttribute('data-color'); });
     renderKeyPicker(b.all, chosen);
   }
@@ -253,7 +310,7 @@
         writeURL(false);
         drawChart();
       });
-      list.appendChild(el('label', { 'data-name': s.name.toLowerCase() }, cb, el('span', { text: s.name }), el('span', { class: 'n', text: SC.fmtNum(s.total) })));
+      list.appendChild(el('label', { 'data-name': s.name.toLowerCase() }, cb, el('span', { text: s.name }), el('span', { class: 'n', text: SC.aggWord(sh.agg[st.value && sh.values.indexOf(st.value) >= 0 ? st.value : sh.values[0]]) ? SC.fmtNum(s.total) : '' })));
     });
     filterKeys();
   }
@@ -297,13 +354,21 @@
       .map(function (x) { return x.c; });
   }
 
+  // cell is one value of the table; data-label names its column on a
+  // phone, where rows become cards. A row of a bucket still filling is
+  // marked partial.
   function cell(c, v) {
-    if (v === null || v === undefined) return el('td', { class: 'null', text: '—' });
-    if (c.name === 'timestamp' && typeof v === 'number') return el('td', { title: String(v), text: SC.fmtTime(v) });
-    if (typeof v === 'number') return el('td', { class: 'num', text: SC.fmtNum(v) });
-    if (typeof v === 'object') { var j = JSON.stringify(v); return el('td', { title: j.length > 60 ? j : null, text: j }); }
+    var lab = c.name;
+    if (v === null || v === undefined) return el('td', { class: 'null', 'data-label': lab, text: '—' });
+    if (c.name === 'timestamp' && typeof v === 'number') {
+      var part = SC.isPartial(meta, v);
+      return el('td', { title: String(v), 'data-label': lab, class: part ? 'partial' : null }, SC.fmtTime(v),
+        part ? el('span', { class: 'tag-partial', title: 'the bucket is still filling: its numbers will grow', text: 'partial' }) : null);
+    }
+    if (typeof v === 'number') return el('td', { class: 'num', 'data-label': lab, text: SC.fmtNum(v) });
+    if (typeof v === 'object') { var j = JSON.stringify(v); return el('td', { title: j.length > 60 ? j : null, 'data-label': lab, text: j }); }
     var s = String(v);
-    return el('td', { title: s.length > 60 ? s : null, text: s });
+    return el('td', { title: s.length > 60 ? s : null, 'data-label': lab, text: s });
   }
 
   // normLayout reads a layout of groups of categories, tolerating the
@@ -338,7 +403,7 @@
       return el('th', { class: c.name !== 'timestamp' && (c.type === 'integer' || c.type === 'real') ? 'num' : null, title: c.doc || null, text: c.name });
     })));
     table.querySelectorAll('tbody').forEach(function (b) { b.remove(); });
-    var t = { gen: g, cols: cols, next: base + selection({ rows_per_page: PAGE, page: 1 }), loading: false, done: false, loaded: 0, total: null };
+    var t = { gen: g, cols: cols, next: null, loading: false, done: false, loaded: 0, total: null };
     if (layout) {
       t.cats = new Map();
       layout.groups.concat([{ title: 'Other', cats: [], other: true }]).forEach(function (gr) {
@@ -362,13 +427,22 @@
     var s = $('#sentinel');
     s.className = 'sentinel';
     s.textContent = 'Loading…';
-    // The exact row count: pages of one row.
+    // The exact row count (pages of one row), which also fixes the end of
+    // the listing: the table's pages carry the same end, so rows committed
+    // while the reader scrolls neither show twice nor change the count.
     SC.get(base + selection({ rows_per_page: 1 }), { signal: signal() }).then(function (r) {
       if (t.gen !== gen) return;
       t.total = +r.res.headers.get('X-Link-Count') || 0;
+      var first = SC.links(r.res.headers.get('Link')).first || '';
+      var end = new URLSearchParams(first.split('?')[1] || '').get('end');
+      t.next = base + selection({ rows_per_page: PAGE, page: 1, end: end });
       countText();
-    }).catch(function () { /* the count is informative only */ });
-    more();
+      more();
+    }).catch(function (e) {
+      if (aborted(e) || t.gen !== gen) return;
+      t.next = base + selection({ rows_per_page: PAGE, page: 1 });
+      more();
+    });
   }
 
   function countText() {
@@ -432,7 +506,8 @@
   // API's cap) following Link rel="next", joins them and saves one file.
   function download(fmt) {
     var btns = [$('#dl-csv'), $('#dl-json')], status = $('#dl-status');
-    btns.forEach(function (b) { b.disabled = true; });
+    if (btns[0].getAttribute('aria-disabled') === 'true') return;
+    btns.forEach(function (b) { b.setAttribute('aria-disabled', 'true'); });
     var url = base + selection({ rows_per_page: PAGE, page: 1, format: fmt === 'csv' ? 'csv' : null });
     var parts = [], rows = [], page = 0;
     function step() {
@@ -460,10 +535,12 @@
       status.textContent = 'saved ' + page + (page === 1 ? ' page' : ' pages') + (fmt === 'json' ? ', ' + SC.fmtNum(rows.length) + ' rows' : '');
     }).catch(function (e) {
       status.textContent = 'download failed: ' + e.message;
-    }).then(function () { btns.forEach(function (b) { b.disabled = false; }); });
+    }).then(function () { btns.forEach(function (b) { b.removeAttribute('aria-disabled'); }); });
   }
-  $('#dl-csv').addEventListener('click', function () { download('csv'); });
-  $('#dl-json').addEventListener('click', function () { download('json'); });
+  // The buttons are links to the selection's first page in the API (a link
+  // to share); a click downloads the whole selection instead.
+  $('#dl-csv').addEventListener('click', function (e) { e.preventDefault(); download('csv'); });
+  $('#dl-json').addEventListener('click', function (e) { e.preventDefault(); download('json'); });
 
   // --- start -----------------------------------------------------------
   readURL();

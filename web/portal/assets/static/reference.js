@@ -10,8 +10,11 @@
   var MAX_BODY = 6000;
   var examples = Array.prototype.slice.call(document.querySelectorAll('.example'));
 
+  var withLayout = null; // a model that declares a layout, for the layout example
+
   function urlFor(ex) {
-    return ex.getAttribute('data-url').replace('{ident}', encodeURIComponent(select.value || 'example'));
+    var ident = ex.getAttribute('data-needs') === 'layout' && withLayout ? withLayout : select.value || 'example';
+    return ex.getAttribute('data-url').replace('{ident}', encodeURIComponent(ident));
   }
 
   examples.forEach(function (ex) {
@@ -65,6 +68,15 @@
     var prefer = ['volume-by-category-1h', 'volume-1m'].filter(function (x) { return idents.indexOf(x) >= 0; })[0] || idents[0];
     idents.forEach(function (x) { select.appendChild(el('option', { value: x, text: x, selected: x === prefer })); });
     fill();
+    // The layout example needs a model with a layout: the chosen one if it
+    // has one, else the first that does.
+    return Promise.all(idents.map(function (x) {
+      return SC.get(SC.apiPath(x) + '/meta').then(function (m) { return m.data.has_layout ? x : null; }, function () { return null; });
+    })).then(function (has) {
+      has = has.filter(Boolean);
+      withLayout = has.indexOf(select.value) >= 0 ? select.value : has[0] || null;
+      fill();
+    });
   }).catch(function (e) {
     SC.clear(select).appendChild(el('option', { value: 'example', text: '(the model list failed: ' + e.message + ')' }));
     fill();
