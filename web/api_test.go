@@ -782,7 +782,7 @@ func TestMeta(t *testing.T) {
 		"lag_seconds": fx.lag, "processed": 2.0, "errors": 1.0, "status": "ok", "status_reason": "",
 		"last_error": map[string]any{"msg_id": "2015-m1", "time": base, "error": "boom"},
 		"has_layout": true, "queued": 2.0,
-		"journal":    map[string]any{"messages": 3.0, "newest": base + 90.25},
+		"journal": map[string]any{"messages": 3.0, "newest": base + 90.25},
 	}
 	if !reflect.DeepEqual(m, want) {
 		got, _ := json.MarshalIndent(m, "", " ")
