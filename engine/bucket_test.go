@@ -15,11 +15,13 @@ import (
 type bucketCase struct {
 	line               int
 	timeUS, intervalUS int64
+	iv                 time.Duration // the interval, fixed or calendar
 	want               int64
 }
 
-// readBucketGolden reads testdata/buckets.golden: "time_us interval_s
-// want_us" per line, with # comments.
+// readBucketGolden reads testdata/buckets.golden: "time_us interval
+// want_us" per line, with # comments; the interval is whole seconds or a
+// calendar interval ("1w", "1mo").
 func readBucketGolden(t *testing.T) []bucketCase {
 	t.Helper()
 	f, err := os.Open("testdata/buckets.golden")
@@ -44,12 +46,20 @@ func readBucketGolden(t *testing.T) []bucketCase {
 			t.Fatalf("buckets.golden:%d: want 3 fields, got %d", n, len(fields))
 		}
 		var v [3]int64
+		var iv time.Duration
 		for i, s := range fields {
+			if i == 1 && (s == "1w" || s == "1mo") {
+				iv, _ = engine.ParseInterval(s)
+				continue
+			}
 			if v[i], err = strconv.ParseInt(s, 10, 64); err != nil {
 				t.Fatalf("buckets.golden:%d: %v", n, err)
 			}
 		}
-		cases = append(cases, bucketCase{line: n, timeUS: v[0], intervalUS: v[1] * 1e6, want: v[2]})
+		if iv == 0 {
+			iv = time.Duration(v[1]) * time.Second
+		}
+		cases = append(cases, bucketCase{line: n, timeUS: v[0], intervalUS: v[1] * 1e6, iv: iv, want: v[2]})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -61,13 +71,83 @@ func readBucketGolden(t *testing.T) []bucketCase {
 }
 
 func TestBucketEndGolden(t *testing.T) {
+	calendar := 0
 	for _, c := range readBucketGolden(t) {
 		t.Run(fmt.Sprintf("line%d", c.line), func(t *testing.T) {
-			got, want := engine.BucketEnd(c.timeUS, c.intervalUS), c.want
+			if !engine.IsCalendar(c.iv) {
+				got, want := engine.BucketEnd(c.timeUS, c.intervalUS), c.want
+				if got != want {
+					t.Errorf("BucketEnd(%d, %d) = %d, want %d (buckets.golden:%d)", c.timeUS, c.intervalUS, got, want, c.line)
+				}
+			} else {
+				calendar++
+			}
+			got, want := engine.Bucket(c.timeUS, c.iv), c.want
 			if got != want {
-				t.Errorf("BucketEnd(%d, %d) = %d, want %d (buckets.golden:%d)", c.timeUS, c.intervalUS, got, want, c.line)
+				t.Errorf("Bucket(%d, %s) = %d, want %d (buckets.golden:%d)", c.timeUS, engine.FormatInterval(c.iv), got, want, c.line)
 			}
 		})
+	}
+	if calendar < 20 {
+		t.Errorf("buckets.golden: only %d calendar cases", calendar)
+	}
+}
+
+// TestCalendarBucketProperties checks calendar labels against the time
+// package over every hour of 1969 to 1971 and of 2015 to 2017 (leap year,
+// ISO week 53, the epoch): a week's label is a Monday 00:00 UTC less than
+// 7 days after the time and after it; a month's is the first of a month
+// 00:00 UTC, after the time, with the time in the month before.
+func TestCalendarBucketProperties(t *testing.T) {
+	for _, span := range [][2]int{{1969, 1972}, {2015, 2018}} {
+		from := time.Date(span[0], 1, 1, 0, 0, 0, 0, time.UTC)
+		to := time.Date(span[1], 1, 1, 0, 0, 0, 0, time.UTC)
+		for tm := from; tm.Before(to); tm = tm.Add(time.Hour + time.Minute + time.Second) {
+			us := tm.UnixMicro()
+			w := time.UnixMicro(engine.Bucket(us, engine.Week)).UTC()
+			if w.Weekday() != time.Monday || w.Hour()+w.Minute()+w.Second()+w.Nanosecond() != 0 || !w.After(tm) || w.Sub(tm) > 7*24*time.Hour {
+				t.Fatalf("Bucket(%s, 1w) = %s: not the Monday that ends its ISO week", tm, w)
+			}
+			y, wk := tm.ISOWeek()
+			if y2, wk2 := w.Add(-time.Microsecond).ISOWeek(); y != y2 || wk != wk2 {
+				t.Fatalf("Bucket(%s, 1w) = %s: ends ISO week %d-%d, not %d-%d", tm, w, y2, wk2, y, wk)
+			}
+			m := time.UnixMicro(engine.Bucket(us, engine.Month)).UTC()
+			prev := m.Add(-time.Microsecond)
+			if m.Day() != 1 || m.Hour()+m.Minute()+m.Second()+m.Nanosecond() != 0 || prev.Month() != tm.Month() || prev.Year() != tm.Year() {
+				t.Fatalf("Bucket(%s, 1mo) = %s: not the first instant of the next month", tm, m)
+			}
+		}
+	}
+	// Fixed intervals keep their epoch alignment through Bucket.
+	if got := engine.Bucket(1439121600123456, 7*24*time.Hour); got != engine.BucketEnd(1439121600123456, 7*86400e6) {
+		t.Errorf("Bucket(t, 7d) = %d: a fixed 7d interval must stay aligned on the epoch", got)
+	}
+}
+
+func TestCalendarIntervals(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		want  time.Duration
+		ident string
+	}{{"1w", engine.Week, "contributors-1w"}, {" 1mo ", engine.Month, "contributors-1mo"}} {
+		got, err := engine.ParseInterval(tt.in)
+		if err != nil || got != tt.want {
+			t.Fatalf("ParseInterval(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+		if !engine.IsCalendar(got) || got <= 0 {
+			t.Errorf("%q: IsCalendar false or not positive", tt.in)
+		}
+		if id := engine.Ident("Contributors", got); id != tt.ident {
+			t.Errorf("Ident(Contributors, %q) = %q, want %q", tt.in, id, tt.ident)
+		}
+	}
+	// No parsed fixed interval is taken for a calendar one.
+	for _, s := range []string{"7d", "604800", "2629746", "30d10h29m6s"} {
+		iv, err := engine.ParseInterval(s)
+		if err != nil || engine.IsCalendar(iv) {
+			t.Errorf("ParseInterval(%q) = %v, %v: want a fixed interval", s, iv, err)
+		}
 	}
 }
 
@@ -76,6 +156,9 @@ func TestBucketEndGolden(t *testing.T) {
 // I.
 func TestBucketEndProperties(t *testing.T) {
 	for _, c := range readBucketGolden(t) {
+		if engine.IsCalendar(c.iv) {
+			continue // TestCalendarBucketProperties
+		}
 		for _, iv := range []int64{1e6, 5e6, 60e6, 3600e6, 86400e6, c.intervalUS} {
 			end := engine.BucketEnd(c.timeUS, iv)
 			if end%iv != 0 || c.timeUS < end-iv || c.timeUS >= end {
@@ -155,7 +238,10 @@ func TestParseIntervalErrors(t *testing.T) {
 		{"ErrNegativeUnit", "-1h", "want forms like"},
 		{"ErrOrder", "1h1d", "units must go from days down to seconds"},
 		{"ErrRepeatedUnit", "1h1h", "units must go from days down to seconds"},
-		{"ErrUnknownUnit", "1w", "unknown unit"},
+		{"ErrUnknownUnit", "1y", "unknown unit"},
+		{"ErrTwoWeeks", "2w", "calendar intervals are 1w"},
+		{"ErrTwoMonths", "2mo", "calendar intervals are 1w"},
+		{"ErrMinuteMonth", "1m1mo", "calendar intervals are 1w"},
 		{"ErrUpperCaseUnit", "1H", "unknown unit"},
 		{"ErrTrailingNumber", "1d1", "want forms like"},
 		{"ErrNoNumber", "h", "want forms like"},

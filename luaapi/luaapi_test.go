@@ -547,6 +547,8 @@ func TestBucket(t *testing.T) {
 		`  out[#out + 1] = {timestamp = bucket(msg.time), k = msg.id .. "/1m"}`,
 		`  out[#out + 1] = {timestamp = bucket(msg.time, "1h"), k = msg.id .. "/1h"}`,
 		`  out[#out + 1] = {timestamp = bucket(msg.time, 5), k = msg.id .. "/5s"}`,
+		`  out[#out + 1] = {timestamp = bucket(msg.time, "1w"), k = msg.id .. "/1w"}`,
+		`  out[#out + 1] = {timestamp = bucket(msg.time, "1mo"), k = msg.id .. "/1mo"}`,
 		"end",
 		"function update(db)",
 		`  db:upsert{timestamp = 0, k = "interval", v = interval}`,
@@ -564,15 +566,23 @@ func TestBucket(t *testing.T) {
 		"upsert 1439121660 a/1m <nil>",
 		"upsert 1439125200 a/1h <nil>",
 		"upsert 1439121605 a/5s <nil>",
+		"upsert 1439164800 a/1w <nil>",  // Sunday 2015-08-09 12:00: Monday 2015-08-10
+		"upsert 1441065600 a/1mo <nil>", // 2015-09-01
 		"upsert 1439121660 b/1m <nil>",
 		"upsert 1439125200 b/1h <nil>",
 		"upsert 1439121660 b/5s <nil>",
+		"upsert 1439164800 b/1w <nil>",
+		"upsert 1441065600 b/1mo <nil>",
 		"upsert 1439121720 c/1m <nil>",
 		"upsert 1439125200 c/1h <nil>",
 		"upsert 1439121665 c/5s <nil>",
+		"upsert 1439164800 c/1w <nil>",
+		"upsert 1441065600 c/1mo <nil>",
 		"upsert 0 d/1m <nil>",
 		"upsert 0 d/1h <nil>",
 		"upsert 0 d/5s <nil>",
+		"upsert 345600 d/1w <nil>", // 1969-12-31 23:59:59.5, a Wednesday: Monday 1970-01-05
+		"upsert 0 d/1mo <nil>",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("rows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -585,6 +595,7 @@ func TestBucketErrors(t *testing.T) {
 	}{
 		{"ErrBadInterval", decl1m, `bucket(msg.time, "banana")`, "bad argument #2"},
 		{"ErrZeroInterval", decl1m, `bucket(msg.time, 0)`, "must be positive"},
+		{"ErrTwoWeeks", decl1m, `bucket(msg.time, "2w")`, "calendar intervals are 1w"},
 		{"ErrNotATime", decl1m, `bucket("soon")`, "bad argument #1"},
 		{"ErrNaN", decl1m, `bucket(0/0)`, "finite"},
 		{"ErrNoModelInterval", `model {name = "t", summary = "s", description = "d", columns = {{name = "n", type = "integer"}}}`, `bucket(msg.time)`, "declares no interval"},

@@ -57,8 +57,9 @@ func installHost(L *lua.LState, m *Model) {
 	L.SetGlobal("print", logf)
 }
 
-// luaBucket: bucket(t [, interval]) -> number. interval is "1h"-style or
-// seconds; it defaults to the model's own interval.
+// luaBucket: bucket(t [, interval]) -> number. interval is "1h"-style,
+// seconds, or a calendar interval ("1w", "1mo"); it defaults to the model's
+// own interval.
 func (m *Model) luaBucket(L *lua.LState) int {
 	t := float64(L.CheckNumber(1))
 	iv := m.interval
@@ -83,7 +84,7 @@ func (m *Model) luaBucket(L *lua.LState) int {
 		L.ArgError(1, "time must be a finite number")
 	}
 	us := int64(math.Round(t * 1e6))
-	L.Push(lua.LNumber(float64(engine.BucketEnd(us, iv.Microseconds())) / 1e6))
+	L.Push(lua.LNumber(float64(engine.Bucket(us, iv)) / 1e6))
 	return 1
 }
 

@@ -484,12 +484,18 @@ type metaError struct {
 // null when unset, so that a portal can label and scale graphs without
 // knowing Go's units.
 type metaDoc struct {
-	Ident        string       `json:"ident"`
-	Name         string       `json:"name"`
-	Summary      string       `json:"summary"`
-	Description  string       `json:"description"`
-	Interval     *float64     `json:"interval"`
-	IntervalText *string      `json:"interval_text"`
+	Ident        string   `json:"ident"`
+	Name         string   `json:"name"`
+	Summary      string   `json:"summary"`
+	Description  string   `json:"description"`
+	Interval     *float64 `json:"interval"`
+	IntervalText *string  `json:"interval_text"`
+	// Calendar is "week" (ISO weeks, Monday 00:00 UTC) or "month"
+	// (calendar months, UTC) for the calendar intervals, whose buckets are
+	// not Interval seconds long from the epoch: a portal must step from one
+	// bucket to the next by the calendar. Interval is then the nominal
+	// length (604800 s; the mean month, 2629746 s).
+	Calendar     *string      `json:"calendar"`
 	Backlog      *float64     `json:"backlog"`
 	Topics       []string     `json:"topics"`
 	Script       string       `json:"script"`
@@ -516,6 +522,8 @@ type metaJournal struct {
 	Messages int64    `json:"messages"`
 	Newest   *float64 `json:"newest"`
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // hasLayout reports whether a spec carries a layout.
 func hasLayout(spec *engine.ModelSpec) bool {
@@ -553,9 +561,15 @@ func newMetaDoc(info engine.ModelInfo) metaDoc {
 		d.UpdatedAt = info.Status.UpdatedAt.Unix()
 	}
 	if spec.Interval > 0 {
-		secs := spec.Interval.Seconds()
+		secs := math.Floor(spec.Interval.Seconds()) // a calendar interval carries an extra nanosecond
 		text := engine.FormatInterval(spec.Interval)
 		d.Interval, d.IntervalText = &secs, &text
+		switch spec.Interval {
+		case engine.Week:
+			d.Calendar = ptr("week")
+		case engine.Month:
+			d.Calendar = ptr("month")
+		}
 	}
 	if spec.Backlog > 0 {
 		secs := spec.Backlog.Seconds()

@@ -765,7 +765,7 @@ func TestMeta(t *testing.T) {
 	want := map[string]any{
 		"ident": ident, "name": "Volume by category", "summary": "Messages per category",
 		"description": "How many messages each category sent, per hour.",
-		"interval":    3600.0, "interval_text": "1h", "backlog": 86400.0,
+		"interval":    3600.0, "interval_text": "1h", "calendar": nil, "backlog": 86400.0,
 		"topics": []any{"org.fedoraproject.prod."}, "script": "models/volume.lua",
 		"table": "model_volume_by_category_1h",
 		"columns": []any{
