@@ -9,7 +9,9 @@ import (
 // metaModule gives models the fedmsg.meta helpers: meta.usernames(msg),
 // meta.packages(msg), meta.objects(msg) (sorted arrays), meta.agent(msg)
 // (string or nil), meta.title, meta.subtitle, meta.link, meta.icon,
-// meta.secondary_icon and meta.processor (strings). The rules run once per
+// meta.secondary_icon and meta.processor (strings), and meta.groups,
+// meta.containers, meta.modules and meta.flatpaks (sorted arrays, from a
+// fedora-messaging message's headers). The rules run once per
 // message, whichever and however many models ask (see meta.Library).
 func metaModule(L *lua.LState, m *Model, lib *meta.Library) *lua.LTable {
 	t := L.NewTable()
@@ -45,6 +47,11 @@ func metaModule(L *lua.LState, m *Model, lib *meta.Library) *lua.LTable {
 	set("usernames", func(r *meta.Result) []string { return r.Usernames })
 	set("packages", func(r *meta.Result) []string { return r.Packages })
 	set("objects", func(r *meta.Result) []string { return r.Objects })
+	// What a fedora-messaging message's headers say it is about.
+	set("groups", func(r *meta.Result) []string { return r.Groups })
+	set("containers", func(r *meta.Result) []string { return r.Containers })
+	set("modules", func(r *meta.Result) []string { return r.Modules })
+	set("flatpaks", func(r *meta.Result) []string { return r.Flatpaks })
 	str("title", func(r *meta.Result) string { return r.Title })
 	str("subtitle", func(r *meta.Result) string { return r.Subtitle })
 	str("link", func(r *meta.Result) string { return r.Link })

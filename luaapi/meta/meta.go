@@ -48,6 +48,9 @@ type Result struct {
 	// Err is set when the rules were stopped for a limit (time, or what
 	// their built-ins allocated): the answer is then empty.
 	Err string
+	// Groups, Containers, Modules and Flatpaks come from the headers of a
+	// fedora-messaging message (see headers.go); empty for fedmsg ones.
+	Groups, Containers, Modules, Flatpaks []string
 
 	// nulls records which of link, icon and secondary_icon the rules
 	// returned as nil (JSON null) rather than a string.
@@ -88,9 +91,14 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		SecondaryIcon any      `json:"secondary_icon"`
 		Processor     string   `json:"processor"`
 		Err           string   `json:"error,omitempty"`
+		Groups        []string `json:"groups,omitempty"`
+		Containers    []string `json:"containers,omitempty"`
+		Modules       []string `json:"modules,omitempty"`
+		Flatpaks      []string `json:"flatpaks,omitempty"`
 	}{r.Usernames, r.Packages, r.Objects, r.Agent, r.Title, r.Subtitle,
 		str(r.Link, r.LinkIsNull()), str(r.Icon, r.IconIsNull()),
-		str(r.SecondaryIcon, r.SecondaryIconIsNull()), r.Processor, r.Err})
+		str(r.SecondaryIcon, r.SecondaryIconIsNull()), r.Processor, r.Err,
+		r.Groups, r.Containers, r.Modules, r.Flatpaks})
 }
 
 // Processor describes one declared processor.
@@ -446,5 +454,7 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 		res = &Result{Usernames: []string{}, Packages: []string{}, Objects: []string{}, Processor: proc.Name,
 			Err: fmt.Sprintf("meta: %s: %s", proc.Name, reason)}
 	}
-	return res, nil
+	// The headers are read without the rules, so a stopped computation
+	// still has them.
+	return fromHeaders(res, rec), nil
 }

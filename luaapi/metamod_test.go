@@ -1,0 +1,69 @@
+package luaapi_test
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"statscache/luaapi"
+	"statscache/luaapi/meta"
+)
+
+// TestMetaHeaderHelpers: a model sees what a fedora-messaging message's
+// headers say it is about through meta.usernames, meta.packages,
+// meta.groups, meta.containers, meta.modules and meta.flatpaks, and the
+// agent_name of an archive record through meta.agent.
+func TestMetaHeaderHelpers(t *testing.T) {
+	lib, err := meta.Load(filepath.Join("..", "scripts", "meta"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	opts := quiet
+	opts.Meta = lib
+	src := lines(decl1m,
+		"local rows = {}",
+		"function process(msg)",
+		"  rows[#rows + 1] = {timestamp = 0, k = msg.id, v = {users = meta.usernames(msg), pkgs = meta.packages(msg),",
+		"    groups = meta.groups(msg), containers = meta.containers(msg), modules = meta.modules(msg),",
+		"    flatpaks = meta.flatpaks(msg), agent = meta.agent(msg) or 'none'}}",
+		"end",
+		"function update(db)",
+		"  for _, r in ipairs(rows) do db:upsert(r) end",
+		"end")
+	models, err := luaapi.LoadSource("m.lua", src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := models[0]
+	if err := m.Open(newState()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	headers := `{"sent-at": "2024-03-01T12:00:07+00:00", "fedora_messaging_user_zoe": true, "fedora_messaging_rpm_zlib": true,
+		"fedora_messaging_group_packager": true, "fedora_messaging_container_toolbox": true,
+		"fedora_messaging_module_nodejs": true, "fedora_messaging_flatpak_firefox": true}`
+	recs := []string{
+		`{"id": "a1", "topic": "org.fedoraproject.prod.x.y", "headers": ` + headers + `, "body": {}}`,
+		`{"msg_id": "a2", "topic": "org.fedoraproject.prod.x.y", "timestamp": 1709294407.0, "agent_name": "zoe", "headers": ` + headers + `, "msg": {}}`,
+	}
+	for _, rec := range recs {
+		if err := m.Process(t.Context(), decode(t, rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &recWriter{}
+	if err := m.Flush(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.rows) != 2 {
+		t.Fatalf("%d rows", len(w.rows))
+	}
+	for i, agent := range []string{"none", "zoe"} {
+		want := map[string]any{"users": []any{"zoe"}, "pkgs": []any{"zlib"}, "groups": []any{"packager"},
+			"containers": []any{"toolbox"}, "modules": []any{"nodejs"}, "flatpaks": []any{"firefox"}, "agent": agent}
+		if got := w.rows[i]["v"]; !reflect.DeepEqual(got, want) {
+			t.Errorf("message %d: got %v\nwant %v", i+1, got, want)
+		}
+	}
+}
