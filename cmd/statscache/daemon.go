@@ -16,7 +16,6 @@ import (
 
 	"statscache/engine"
 	"statscache/engine/archive"
-	"statscache/engine/bus"
 	"statscache/engine/follow"
 	"statscache/luaapi"
 	"statscache/web"
@@ -26,7 +25,7 @@ import (
 // fixed is engine/follow; this file wires the sources, the follower, the
 // engine and the HTTP server together, and answers /status.
 //
-//	bus (ZeroMQ SUB) ──┐
+//	bus (AMQP or ZeroMQ, source.go) ──┐
 //	archive ───────────┴─► follow.Follower ─► Engine.Ingest ─► journal ─► runners ─► model tables
 //	                         (holds each model behind the spans the journal may lack)
 
@@ -35,6 +34,7 @@ type daemonConfig struct {
 	common
 	listen      string
 	buses       []string
+	amqp        amqpOptions
 	topics      []string
 	datagrepper string
 	epoch       time.Time
@@ -57,7 +57,7 @@ type daemon struct {
 	cfg  daemonConfig
 	log  *slog.Logger
 	p    *pipeline
-	sub  *bus.Subscriber
+	src  liveSource
 	arch *archive.Client
 	fol  *follow.Follower
 	met  *metrics
@@ -95,13 +95,13 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 			}
 		}
 	}
+	if d.src, err = newSource(ctx, cfg, c.limits(), p.db, d.met.reg, log, keepReject("bus")); err != nil {
+		p.db.Close()
+		return nil, err
+	}
 	var src follow.Bus
-	if len(cfg.buses) > 0 && !(len(cfg.buses) == 1 && cfg.buses[0] == "none") {
-		d.sub = bus.New(bus.Config{
-			Endpoints: cfg.buses, Topics: cfg.topics, Limits: c.limits(), Logger: log.With("source", "bus"),
-			OnReject: keepReject("bus"),
-		})
-		src = zmqBus{d.sub}
+	if d.src != nil {
+		src = d.src
 	}
 	var arch follow.Archive
 	if cfg.datagrepper != "" {
@@ -119,14 +119,6 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 		Start: c.epoch, OnIngest: d.met.count, Logger: log.With("part", "follow"),
 	}, p.eng, p.db, arch, src)
 	return d, nil
-}
-
-// zmqBus adapts the ZeroMQ subscriber to the follower: nothing to
-// acknowledge, the archive fills what it drops.
-type zmqBus struct{ s *bus.Subscriber }
-
-func (z zmqBus) RunFunc(ctx context.Context, deliver func(context.Context, *engine.Message, func()) error) error {
-	return z.s.RunFunc(ctx, func(ctx context.Context, m *engine.Message) error { return deliver(ctx, m, nil) })
 }
 
 // run runs the daemon until ctx ends, then drains and commits.
@@ -233,14 +225,10 @@ func (d *daemon) serve() (*http.Server, error) {
 // status answers GET /status: the daemon's sources, watermark, backfill and
 // last reloads, as JSON.
 func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
-	type busStatus struct {
-		Endpoints []string  `json:"endpoints"`
-		Stats     bus.Stats `json:"stats"`
-	}
 	out := struct {
 		Started   time.Time         `json:"started"`
 		Watermark *time.Time        `json:"watermark"`
-		Bus       *busStatus        `json:"bus"`
+		Bus       any               `json:"bus"`
 		Fill      follow.Status     `json:"fill"`
 		Archive   *archive.Progress `json:"archive"`
 		Journal   any               `json:"journal"`
@@ -250,8 +238,8 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 	if wm := d.p.eng.Watermark(); !wm.IsZero() {
 		out.Watermark = &wm
 	}
-	if d.sub != nil {
-		out.Bus = &busStatus{Endpoints: d.cfg.buses, Stats: d.sub.Stats()}
+	if d.src != nil {
+		out.Bus = d.src.Status()
 	}
 	if d.arch != nil {
 		p := d.arch.Progress()

@@ -15,7 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"statscache/engine/bus"
+	"statscache/engine/amqp"
 )
 
 // listFlag is a repeatable string flag.
@@ -52,8 +52,9 @@ func parseEpoch(s string) (time.Time, error) {
 func daemonFlags(fset *flag.FlagSet, cfg *daemonConfig, buses, topics *listFlag, epoch *string) {
 	cfg.common.register(fset)
 	fset.StringVar(&cfg.listen, "listen", defaultListen, "`address` of the API, portal and /metrics")
-	fset.Var(buses, "bus", "fedmsg ZeroMQ `endpoint` to subscribe to (repeatable; \"none\": no bus)")
-	fset.Var(topics, "topic", "topic `prefix` to subscribe to (repeatable; default: every topic)")
+	fset.Var(buses, "bus", "the live bus: an AMQP `URL` of fedora-messaging (amqp://, amqps://user:password@host/vhost), or fedmsg ZeroMQ endpoints (tcp://, ipc://; repeatable); \"none\": no bus")
+	fset.Var(topics, "topic", "topic `prefix` to subscribe to (repeatable; default: every topic); over AMQP org.fedoraproject.prod. binds org.fedoraproject.prod.#")
+	registerAMQP(fset, &cfg.amqp)
 	fset.StringVar(&cfg.datagrepper, "datagrepper", "", "datagrepper base `URL` (the client appends /raw), e.g. https://apps.fedoraproject.org/datagrepper; empty: no gap filling")
 	fset.StringVar(epoch, "epoch", "", "where the history of a new model starts: RFC 3339 or Unix seconds (default: one hour before the first start)")
 	fset.DurationVar(&cfg.settle, "settle", 2*time.Minute, "how long the archive may lag the bus")
@@ -111,13 +112,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("run", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var cfg daemonConfig
-	buses := &listFlag{vals: []string{bus.DefaultEndpoint}}
+	buses := &listFlag{vals: []string{amqp.FedoraURL}}
 	topics := &listFlag{}
 	var epoch, config string
 	daemonFlags(fset, &cfg, buses, topics, &epoch)
 	fset.StringVar(&config, "config", "", "TOML `file` of settings named like the flags (flags win)")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: statscache run [flags]\n\nThe daemon: subscribes to the bus, fills gaps from datagrepper, runs every\nmodel and serves the API, portal and /metrics. SIGHUP reloads the scripts;\nSIGINT or SIGTERM drain and commit, a second one exits at once.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: statscache run [flags]\n\nThe daemon: subscribes to the bus, fills gaps from datagrepper, runs every\nmodel and serves the API, portal and /metrics. SIGHUP reloads the scripts;\nSIGINT or SIGTERM drain and commit, a second one exits at once.\n\nThe bus is Fedora's: fedora-messaging over AMQP, by default from Fedora's\npublic broker "+amqp.FedoraURL+" with the\nCA, certificate and key the fedora-messaging package installs as\n"+amqp.FedoraCA+", "+amqp.FedoraCert+" and\n"+amqp.FedoraKey+". A durable queue named once (kept in the\ndatabase) holds what is published while the daemon is down, for up to an\nhour on Fedora's broker; the archive (--datagrepper) fills the rest.\nZeroMQ endpoints (tcp://) follow a fedmsg bus, as Fedora's was until 2025.\n\nFlags:")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -128,6 +129,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.buses, cfg.topics = buses.vals, topics.vals
+	if _, err := transport(cfg.buses); err != nil {
+		fmt.Fprintln(stderr, "statscache run:", err)
+		return 2
+	}
+	if err := checkFedoraBroker(cfg.buses, &cfg.amqp); err != nil {
+		fmt.Fprintln(stderr, "statscache run:", err)
+		return 2
+	}
 	return runDaemon(ctx, cfg, epoch, stdout, stderr)
 }
 

@@ -23,10 +23,17 @@ type acker struct {
 	isDone  map[uint64]bool
 	inHand  int // handed to the daemon and not journaled yet
 	closed  bool
+	// backlog is how many messages waited in the queue when the session
+	// began (they are delivered first); once that many are done the
+	// subscriber has caught up.
+	backlog, finished int
 }
 
-func newAcker(s *Subscriber, ch *rmq.Channel) *acker {
-	return &acker{s: s, ch: ch, isDone: map[uint64]bool{}}
+func newAcker(s *Subscriber, ch *rmq.Channel, backlog int) *acker {
+	if backlog <= 0 {
+		s.catchingUp.Store(false)
+	}
+	return &acker{s: s, ch: ch, isDone: map[uint64]bool{}, backlog: backlog}
 }
 
 // delivered records a new delivery (tags grow within a channel).
@@ -57,6 +64,9 @@ func (a *acker) done(tag uint64, handed bool) {
 	a.isDone[tag] = true
 	if handed {
 		a.inHand--
+	}
+	if a.finished++; a.finished == a.backlog {
+		a.s.catchingUp.Store(false)
 	}
 	n := 0
 	for n < len(a.pending) && a.isDone[a.pending[n]] {

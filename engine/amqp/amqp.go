@@ -302,6 +302,7 @@ type Stats struct {
 	Redelivered   int64            `json:"redelivered"`
 	Rejected      int64            `json:"rejected"`
 	Unacked       int64            `json:"unacked"`
+	CatchingUp    bool             `json:"catching_up"`
 	RejectReasons map[string]int64 `json:"reject_reasons"`
 }
 
@@ -316,6 +317,7 @@ type Subscriber struct {
 	connects, reconnects, connErrs, disconnect atomic.Int64
 	deliveries, acked, redelivered, rejected   atomic.Int64
 	unacked                                    atomic.Int64
+	catchingUp                                 atomic.Bool
 	mu                                         sync.Mutex
 	reasons                                    map[string]int64
 	lastErr                                    string
@@ -327,8 +329,18 @@ func New(cfg Config) *Subscriber {
 	cfg.setDefaults()
 	s := &Subscriber{cfg: cfg, log: cfg.Logger, reasons: map[string]int64{}, bindings: BindingKeys(cfg.Topics)}
 	s.state.Store(StateDisconnected)
+	s.catchingUp.Store(true)
 	return s
 }
+
+// CatchingUp reports whether messages that were in the queue when the
+// subscriber last (re)connected may still be missing from the journal:
+// from New until the backlog found at the first connection is journaled,
+// and again from a lost connection until the backlog found at the next one
+// is. The backlog includes what the broker requeued (delivered but not
+// acknowledged), which can be older than messages already journaled; a
+// daemon holds its watermark meanwhile, so that no model passes them.
+func (s *Subscriber) CatchingUp() bool { return s.catchingUp.Load() }
 
 // Stats returns a snapshot of the counters.
 func (s *Subscriber) Stats() Stats {
@@ -338,7 +350,7 @@ func (s *Subscriber) Stats() Stats {
 		Connects: s.connects.Load(), Reconnects: s.reconnects.Load(),
 		ConnectErrors: s.connErrs.Load(), Disconnects: s.disconnect.Load(),
 		Deliveries: s.deliveries.Load(), Acked: s.acked.Load(), Redelivered: s.redelivered.Load(),
-		Rejected: s.rejected.Load(), Unacked: s.unacked.Load(),
+		Rejected: s.rejected.Load(), Unacked: s.unacked.Load(), CatchingUp: s.catchingUp.Load(),
 	}
 	s.mu.Lock()
 	st.LastError = s.lastErr
@@ -466,7 +478,8 @@ func (s *Subscriber) session(ctx context.Context, deliver func(context.Context, 
 		return false, fmt.Errorf("open channel: %w", err)
 	}
 	chClosed := ch.NotifyClose(make(chan *rmq.Error, 1))
-	if err := s.declare(ctx, ch); err != nil {
+	backlog, err := s.declare(ctx, ch)
+	if err != nil {
 		s.connErrs.Add(1)
 		return false, err
 	}
@@ -482,10 +495,13 @@ func (s *Subscriber) session(ctx context.Context, deliver func(context.Context, 
 	}
 	*connectedBefore = true
 	s.state.Store(StateConnected)
-	s.log.Info("amqp: consuming", "url", Redact(s.cfg.URL), "queue", s.cfg.Queue, "bindings", s.bindings, "prefetch", s.cfg.Prefetch)
+	s.log.Info("amqp: consuming", "url", Redact(s.cfg.URL), "queue", s.cfg.Queue, "bindings", s.bindings, "prefetch", s.cfg.Prefetch, "backlog", backlog)
 
-	ack := newAcker(s, ch)
+	ack := newAcker(s, ch, backlog)
 	defer ack.close()
+	// Whatever this session leaves unacknowledged comes back first in the
+	// next one.
+	defer s.catchingUp.Store(true)
 	dec := engine.Decoder{Limits: s.cfg.Limits}
 	for {
 		select {
@@ -510,21 +526,23 @@ func (s *Subscriber) session(ctx context.Context, deliver func(context.Context, 
 
 // declare makes the queue (durable, so that it outlives the connection
 // and the broker's restarts), binds it, and removes bindings of an
-// earlier run that are no longer wanted.
-func (s *Subscriber) declare(ctx context.Context, ch *rmq.Channel) error {
+// earlier run that are no longer wanted. It returns the number of
+// messages waiting in the queue: the broker delivers those first.
+func (s *Subscriber) declare(ctx context.Context, ch *rmq.Channel) (int, error) {
 	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("set prefetch: %w", err)
+		return 0, fmt.Errorf("set prefetch: %w", err)
 	}
-	if _, err := ch.QueueDeclare(s.cfg.Queue, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare queue %s: %w", s.cfg.Queue, err)
+	q, err := ch.QueueDeclare(s.cfg.Queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("declare queue %s: %w", s.cfg.Queue, err)
 	}
 	for _, k := range s.bindings {
 		if err := ch.QueueBind(s.cfg.Queue, k, Exchange, false, nil); err != nil {
-			return fmt.Errorf("bind queue %s to %s with %q: %w", s.cfg.Queue, Exchange, k, err)
+			return 0, fmt.Errorf("bind queue %s to %s with %q: %w", s.cfg.Queue, Exchange, k, err)
 		}
 	}
 	if s.cfg.Settings == nil {
-		return nil
+		return q.Messages, nil
 	}
 	key := "amqp.bindings." + s.cfg.Queue
 	if old, ok, err := s.cfg.Settings.Setting(ctx, key); err == nil && ok {
@@ -533,7 +551,7 @@ func (s *Subscriber) declare(ctx context.Context, ch *rmq.Channel) error {
 		for _, k := range prev {
 			if !slices.Contains(s.bindings, k) {
 				if err := ch.QueueUnbind(s.cfg.Queue, k, Exchange, nil); err != nil {
-					return fmt.Errorf("unbind %q from queue %s: %w", k, s.cfg.Queue, err)
+					return 0, fmt.Errorf("unbind %q from queue %s: %w", k, s.cfg.Queue, err)
 				}
 				s.log.Info("amqp: removed a binding no longer wanted", "queue", s.cfg.Queue, "key", k)
 			}
@@ -543,7 +561,7 @@ func (s *Subscriber) declare(ctx context.Context, ch *rmq.Channel) error {
 	if err := s.cfg.Settings.PutSetting(ctx, key, string(b)); err != nil {
 		s.log.Warn("amqp: cannot remember the bindings", "err", err)
 	}
-	return nil
+	return q.Messages, nil
 }
 
 // handle decodes one delivery and hands it on, or rejects and
@@ -572,6 +590,11 @@ func (s *Subscriber) handle(ctx context.Context, dec *engine.Decoder, ack *acker
 		ack.done(d.DeliveryTag, false)
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Stopping: a message handed over now might miss the live loop's
+		// last journal; the broker delivers it again next time.
+		return ctx.Err()
+	}
 	tag := d.DeliveryTag
 	ack.handed(1)
 	if err := deliver(ctx, m, func() { ack.done(tag, true) }); err != nil {
@@ -597,16 +620,37 @@ func (s *Subscriber) reject(reason string, d rmq.Delivery, detail string) {
 	s.mu.Unlock()
 	s.log.Warn("amqp: delivery rejected", "reason", reason, "detail", detail, "routing_key", clip(d.RoutingKey), "message_id", clip(d.MessageId))
 	if s.cfg.OnReject != nil {
-		rec := d.Body
-		if len(rec) > 64<<10 {
-			rec = rec[:64<<10] // enough to inspect; the limit already rejected it
-		}
 		s.cfg.OnReject(engine.Reject{
-			Source: "amqp " + s.cfg.Queue + " " + clip(d.RoutingKey),
+			Source: "amqp " + s.cfg.Queue,
 			Reason: reason + ": " + detail,
-			Record: append([]byte(nil), rec...),
+			Record: rejectRecord(d),
 		})
 	}
+}
+
+// rejectRecord is what is kept of a rejected delivery: its id, routing
+// key, headers and body (as text: it may not be JSON; cut at 64 KiB, enough
+// to inspect), as one JSON object. Two deliveries differ in it even when
+// their bodies are the same; a delivery that comes again is the same.
+func rejectRecord(d rmq.Delivery) []byte {
+	body := d.Body
+	if len(body) > 64<<10 {
+		body = body[:64<<10]
+	}
+	b, err := json.Marshal(struct {
+		ID         string         `json:"message_id"`
+		RoutingKey string         `json:"routing_key"`
+		Headers    map[string]any `json:"headers"`
+		Body       string         `json:"body"`
+	}{d.MessageId, d.RoutingKey, jsonTable(d.Headers), string(body)})
+	if err != nil { // a header json cannot write (NaN): keep the rest
+		b, _ = json.Marshal(struct {
+			ID         string `json:"message_id"`
+			RoutingKey string `json:"routing_key"`
+			Body       string `json:"body"`
+		}{d.MessageId, d.RoutingKey, string(body)})
+	}
+	return b
 }
 
 // drain waits (bounded) until everything handed over is journaled and

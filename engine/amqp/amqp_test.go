@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,7 +102,8 @@ type journal struct {
 	got       map[string]*engine.Message
 	times     map[string]int
 	pending   []func()
-	hold      bool // never call journaled
+	hold      bool     // do not call journaled (until release)
+	held      []func() // what hold kept back
 	wake      chan struct{}
 	stop      chan struct{}
 	stopped   sync.WaitGroup
@@ -152,8 +154,21 @@ func (j *journal) deliver(_ context.Context, m *engine.Message, journaled func()
 		}
 	} else if !j.hold {
 		j.pending = append(j.pending, journaled)
+	} else {
+		j.held = append(j.held, journaled)
 	}
 	return nil
+}
+
+// release journals what hold kept back.
+func (j *journal) release() {
+	j.mu.Lock()
+	held := j.held
+	j.held = nil
+	j.mu.Unlock()
+	for _, f := range held {
+		f()
+	}
 }
 
 func (j *journal) count() int {
@@ -229,11 +244,12 @@ func TestConsumeAckOutOfOrder(t *testing.T) {
 	amqptest.DeleteQueue(t, queue)
 	pub := amqptest.NewPublisher(t)
 	j := newJournal(false)
-	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Prefetch: 40}, j)
+	prefix := amqptest.TopicPrefix()
+	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Prefetch: 40, Topics: []string{prefix}}, j)
 	base := time.Now().UTC().Truncate(time.Second)
 	var sent []amqptest.Message
 	for i := 0; i < 300; i++ {
-		m := message(i, "org.fedoraproject.prod.buildsys.build.state.change", base.Add(time.Duration(i)*time.Second))
+		m := message(i, prefix+"buildsys.build.state.change", base.Add(time.Duration(i)*time.Second))
 		if err := pub.Publish(m); err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +272,7 @@ func TestConsumeAckOutOfOrder(t *testing.T) {
 		t.Errorf("%d messages left in the queue after every one was journaled", n)
 	}
 	st := sub.Stats()
-	if st.Deliveries != 300 || st.Acked != 300 || st.Unacked != 0 || st.Rejected != 0 || st.Queue != queue || !reflect.DeepEqual(st.Bindings, []string{"#"}) {
+	if st.Deliveries != 300 || st.Acked != 300 || st.Unacked != 0 || st.Rejected != 0 || st.Queue != queue || !reflect.DeepEqual(st.Bindings, []string{prefix + "#"}) {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -271,10 +287,11 @@ func TestUnjournaledComeBack(t *testing.T) {
 	amqptest.DeleteQueue(t, queue)
 	pub := amqptest.NewPublisher(t)
 	held := newJournal(true)
-	_, stop := run(t, amqp.Config{URL: url, Queue: queue, Prefetch: 100, DrainTimeout: 100 * time.Millisecond}, held)
+	prefix := amqptest.TopicPrefix()
+	_, stop := run(t, amqp.Config{URL: url, Queue: queue, Prefetch: 100, DrainTimeout: 100 * time.Millisecond, Topics: []string{prefix}}, held)
 	now := time.Now()
 	for i := 0; i < 50; i++ {
-		if err := pub.Publish(message(i, "org.fedoraproject.prod.x.y", now)); err != nil {
+		if err := pub.Publish(message(i, prefix+"x.y", now)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -285,9 +302,17 @@ func TestUnjournaledComeBack(t *testing.T) {
 	if n := amqptest.QueueDepth(t, queue); n != 50 {
 		t.Fatalf("%d messages back in the queue, want all 50 (none journaled)", n)
 	}
-	j := newJournal(false)
-	sub, stop2 := run(t, amqp.Config{URL: url, Queue: queue}, j)
-	waitFor(t, "50 redeliveries", func() bool { return j.count() == 50 && sub.Stats().Acked == 50 })
+	j := newJournal(true)
+	sub, stop2 := run(t, amqp.Config{URL: url, Queue: queue, Topics: []string{prefix}}, j)
+	waitFor(t, "50 redeliveries", func() bool { return j.count() == 50 })
+	if !sub.CatchingUp() {
+		t.Error("not catching up while the backlog of 50 is not journaled")
+	}
+	j.release()
+	waitFor(t, "50 acks", func() bool { return sub.Stats().Acked == 50 })
+	if sub.CatchingUp() {
+		t.Error("still catching up once the backlog is journaled")
+	}
 	stop2()
 	j.close()
 	if st := sub.Stats(); st.Redelivered != 50 {
@@ -314,11 +339,12 @@ func TestReconnectAfterBrokerClose(t *testing.T) {
 	pub := amqptest.NewPublisher(t)
 	j := newJournal(false)
 	name := "statscache-test-" + queue[:8]
-	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, ConnectionName: name, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}, j)
+	prefix := amqptest.TopicPrefix()
+	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, ConnectionName: name, Topics: []string{prefix}, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}, j)
 	var ids []string
 	publish := func(n int) {
 		for i := 0; i < n; i++ {
-			m := message(i, "org.fedoraproject.prod.x.y", time.Now())
+			m := message(i, prefix+"x.y", time.Now())
 			if err := pub.Publish(m); err != nil {
 				t.Fatal(err)
 			}
@@ -363,14 +389,15 @@ func TestRejects(t *testing.T) {
 	var mu sync.Mutex
 	var rejects []engine.Reject
 	j := newJournal(false)
-	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Topics: []string{"org.fedoraproject.prod."},
+	prefix := amqptest.TopicPrefix()
+	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Topics: []string{prefix},
 		Limits: engine.Limits{MaxBytes: 65536, MaxDepth: 32},
 		OnReject: func(r engine.Reject) {
 			mu.Lock()
 			rejects = append(rejects, r)
 			mu.Unlock()
 		}}, j)
-	topic := "org.fedoraproject.prod.x.y"
+	topic := prefix + "x.y"
 	sentAt := time.Now().UTC().Format(time.RFC3339)
 	props := func(id string, body string, h rmq.Table) rmq.Publishing {
 		if h == nil {
@@ -407,7 +434,7 @@ func TestRejects(t *testing.T) {
 	}
 	good++
 	// Not bound: never delivered, not a reject.
-	if err := pub.Publish(message(100, "org.centos.prod.x.y", time.Now())); err != nil {
+	if err := pub.Publish(message(100, strings.Replace(prefix, "org.fedoraproject.", "org.centos.", 1)+"x.y", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the good messages", func() bool { return j.count() == good })
@@ -424,7 +451,14 @@ func TestRejects(t *testing.T) {
 		t.Fatalf("OnReject called %d times, want %d", len(rejects), len(bad))
 	}
 	for i, r := range rejects {
-		if !strings.HasPrefix(r.Reason, bad[i].reason+": ") || !strings.HasPrefix(r.Source, "amqp "+queue) || len(r.Record) == 0 {
+		var rec struct {
+			ID   string `json:"message_id"`
+			Body string `json:"body"`
+		}
+		if err := json.Unmarshal(r.Record, &rec); err != nil || rec.ID != bad[i].pub.MessageId || !strings.HasPrefix(string(bad[i].pub.Body), rec.Body) {
+			t.Errorf("reject %d: record %.200s (%v)", i, r.Record, err)
+		}
+		if !strings.HasPrefix(r.Reason, bad[i].reason+": ") || r.Source != "amqp "+queue {
 			t.Errorf("reject %d: %+v, want reason %q", i, r, bad[i].reason)
 		}
 	}
@@ -442,15 +476,16 @@ func TestBindingsFollowTopics(t *testing.T) {
 	pub := amqptest.NewPublisher(t)
 	settings := &memSettings{m: map[string]string{}}
 	j := newJournal(false)
-	_, stop := run(t, amqp.Config{URL: url, Queue: queue, Settings: settings, Topics: []string{"org.fedoraproject.prod.", "io.pagure.prod."}}, j)
+	p1, p2 := amqptest.TopicPrefix(), amqptest.TopicPrefix()
+	_, stop := run(t, amqp.Config{URL: url, Queue: queue, Settings: settings, Topics: []string{p1, p2}}, j)
 	stop()
 	j.close()
 	j = newJournal(false)
-	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Settings: settings, Topics: []string{"org.fedoraproject.prod."}}, j)
-	if err := pub.Publish(message(1, "io.pagure.prod.pull-request.new", time.Now())); err != nil {
+	sub, stop := run(t, amqp.Config{URL: url, Queue: queue, Settings: settings, Topics: []string{p1}}, j)
+	if err := pub.Publish(message(1, p2+"pull-request.new", time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	m := message(2, "org.fedoraproject.prod.bodhi.update.comment", time.Now())
+	m := message(2, p1+"bodhi.update.comment", time.Now())
 	if err := pub.Publish(m); err != nil {
 		t.Fatal(err)
 	}

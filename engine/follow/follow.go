@@ -173,6 +173,7 @@ type Follower struct {
 	unreach  bool
 	holds    map[string]int64
 	needFrom int64
+	catchUp  catchUp // see catchup.go
 }
 
 // New returns a follower. arch may be nil (no archive: gaps cannot be
@@ -281,7 +282,8 @@ func (f *Follower) Run(ctx context.Context) error {
 }
 
 func (f *Follower) setWatermark() {
-	f.eng.SetWatermark(f.cfg.Clock.Now().Add(-f.cfg.Lateness))
+	now := f.cfg.Clock.Now()
+	f.eng.SetWatermark(time.UnixMicro(f.busHold(now, now.Add(-f.cfg.Lateness).UnixMicro())))
 }
 
 type liveMsg struct {

@@ -7,6 +7,7 @@ package amqptest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -160,15 +161,8 @@ func (p *Publisher) Close() { p.conn.Close() }
 // delivered and not yet acknowledged), declaring nothing.
 func QueueDepth(t testing.TB, queue string) int {
 	t.Helper()
-	conn, err := rmq.Dial(Need(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, done := channel(t)
+	defer done()
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("queue %s: %v", queue, err)
@@ -213,4 +207,48 @@ func CloseConnections(t testing.TB, name string) int {
 		n++
 	}
 	return n
+}
+
+// DeclareQueue creates a durable queue bound to amq.topic with keys (as
+// the subscriber would), so that messages published before a subscriber
+// first starts wait in it; the queue is deleted when the test ends.
+func DeclareQueue(t testing.TB, queue string, keys ...string) {
+	t.Helper()
+	ch, done := channel(t)
+	defer done()
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatalf("declare %s: %v", queue, err)
+	}
+	for _, k := range keys {
+		if err := ch.QueueBind(queue, k, "amq.topic", false, nil); err != nil {
+			t.Fatalf("bind %s: %v", queue, err)
+		}
+	}
+	DeleteQueue(t, queue)
+}
+
+// TopicPrefix returns a topic prefix no other test uses, shaped like
+// Fedora's (org.fedoraproject.<env>.; the category stays the fourth word).
+// Every test binds only its own prefix: the broker's amq.topic is shared
+// by every test that runs at the same time, on this machine.
+func TopicPrefix() string {
+	var b [4]byte
+	crand.Read(b[:])
+	return fmt.Sprintf("org.fedoraproject.t%x.", b)
+}
+
+// channel opens a connection and a channel for one operation; done closes
+// them.
+func channel(t testing.TB) (*rmq.Channel, func()) {
+	t.Helper()
+	conn, err := rmq.Dial(Need(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return ch, func() { conn.Close() }
 }
