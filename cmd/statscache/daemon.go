@@ -165,6 +165,16 @@ func (d *daemon) drawProgress(p archive.Progress) {
 // reload loads every script again and swaps the running set (SIGHUP).
 func (d *daemon) reload(ctx context.Context) engine.ReloadResult {
 	start := time.Now()
+	if d.cfg.scripts == "embedded" {
+		// The embedded models are compiled into the binary: loading them
+		// again would change nothing, and silence would let an analyst
+		// believe the script they just dropped in is running.
+		msg := "reload: nothing to reload: the models are the ones embedded in the binary. " +
+			"To develop a model, run the demo in a folder with a scripts/ folder, or with --scripts DIR, and reload after each change"
+		d.log.Warn(msg)
+		d.recordReload(reloadStatus{At: time.Now().UTC(), Errors: []string{msg}})
+		return engine.ReloadResult{}
+	}
 	models, errs := loadScripts(d.cfg.scripts, d.cfg.luaOptions(d.log))
 	var failed []string
 	var msgs []string
@@ -190,14 +200,19 @@ func (d *daemon) reload(ctx context.Context) engine.ReloadResult {
 	}
 	d.log.Info("reloaded", "kept", res.Kept, "restarted", res.Restarted, "rebuilding", res.Rebuilding,
 		"added", res.Added, "removed", res.Removed, "errors", len(msgs), "took", time.Since(start))
+	d.recordReload(reloadStatus{At: time.Now().UTC(), Result: res, Errors: msgs})
+	d.met.reloads.Inc()
+	return res
+}
+
+// recordReload keeps the last ten reloads for /status.
+func (d *daemon) recordReload(r reloadStatus) {
 	d.mu.Lock()
-	d.reloads = append(d.reloads, reloadStatus{At: time.Now().UTC(), Result: res, Errors: msgs})
+	defer d.mu.Unlock()
+	d.reloads = append(d.reloads, r)
 	if len(d.reloads) > 10 {
 		d.reloads = d.reloads[1:]
 	}
-	d.mu.Unlock()
-	d.met.reloads.Inc()
-	return res
 }
 
 // serve starts the HTTP server: the API and portal, /metrics and /status.

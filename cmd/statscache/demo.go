@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"statscache/cmd/statscache/kojitest"
@@ -31,8 +33,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	daemonFlags(fset, &cfg, buses, topics, &epoch)
 	fset.Lookup("db").DefValue = "./statscache-demo.db"
 	cfg.db = "./statscache-demo.db"
-	fset.Lookup("scripts").DefValue = "embedded"
-	cfg.scripts = "embedded"
+	fset.Lookup("scripts").DefValue = "./scripts if that folder exists, else embedded"
+	cfg.scripts = ""
 	rate := fset.Duration("every", 500*time.Millisecond, "how often the local publisher sends a message")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: statscache demo [flags]\n\nThe daemon over a local fedmsg publisher and a local datagrepper, both\nserving the bundled sample of real bus messages: the archive holds the last\nhour of history, the publisher sends a message every half second. A local\nstand-in for Koji hub answers the build-durations model (unless --service\nkoji=URL is given).\n\nFlags:")
@@ -41,6 +43,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
+	cfg.scripts = demoScripts(cfg.scripts, cfg.db, stderr)
 	recs, err := sampleRecords()
 	if err != nil {
 		fmt.Fprintln(stderr, "statscache demo:", err)
@@ -98,6 +101,35 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.settle = 2 * time.Second // the local archive has everything at once
 	}
 	return runDaemon(ctx, cfg, epoch, stdout, stderr)
+}
+
+// demoScripts chooses the demo's models and says which: the folder given
+// with --scripts, else ./scripts when it exists (an analyst's first hour is
+// spent there: copy an example, "statscache test", drop it in, reload),
+// else the shipped models embedded in the binary, which a reload cannot
+// change.
+func demoScripts(given, db string, stderr io.Writer) string {
+	dir := given
+	if dir == "" {
+		if st, err := os.Stat("scripts"); err != nil || !st.IsDir() {
+			fmt.Fprintln(stderr, "statscache demo: running the shipped models embedded in the binary (there is no ./scripts folder here).")
+			fmt.Fprintln(stderr, "  To write your own models, start the demo in a folder that has a scripts/ folder (the repository's own")
+			fmt.Fprintln(stderr, "  scripts/ is one) or pass --scripts DIR: the demo then loads that folder, and a reload picks up your changes.")
+			return "embedded"
+		}
+		dir = "./scripts"
+	}
+	if dir == "embedded" {
+		fmt.Fprintln(stderr, "statscache demo: running the shipped models embedded in the binary (--scripts embedded); a reload has nothing to load.")
+		return dir
+	}
+	n := 0
+	if files, err := filepath.Glob(filepath.Join(dir, "*.lua")); err == nil {
+		n = len(files)
+	}
+	fmt.Fprintf(stderr, "statscache demo: loading the models of %s (%d scripts). Edit or add a script there, then send SIGHUP\n", dir, n)
+	fmt.Fprintf(stderr, "  or run \"statscache reload --db %s\" to reload; \"statscache test --scripts %s\" checks them first.\n", db, dir)
+	return dir
 }
 
 // serveKoji serves kojitest's stand-in for Koji hub on a loopback port,
