@@ -25,6 +25,7 @@ func TestMountedInGorilla(t *testing.T) {
 		"/web/dashboard":             http.StatusOK,
 		"/web/dashboard/odd%2Fident": http.StatusOK,
 		"/web/reference":             http.StatusOK,
+		"/web/contributors":          http.StatusOK,
 		"/web/nothing":               http.StatusNotFound,
 		"/static/portal.css":         http.StatusOK,
 		"/":                          http.StatusFound,

@@ -81,6 +81,7 @@ const (
 	pageDashboard      = "dashboard"
 	pageModel          = "model"
 	pageReference      = "reference"
+	pageContributors   = "contributors"
 	pageNotFound       = "notfound"
 )
 
@@ -100,6 +101,7 @@ type pageData struct {
 //	/web/dashboard             every model, live
 //	/web/dashboard/<ident>     one model's feed (an ident with "/" is asked for as %2F)
 //	/web/reference             the REST API, with live examples
+//	/web/contributors          active, new, returning contributors, cohorts, the week in Fedora
 //	/static/<file>             the embedded assets
 //
 // Anything else is a 404 page. Only GET and HEAD are allowed. The pages
@@ -145,7 +147,7 @@ func newPortal(logger *slog.Logger) (*portal, error) {
 	}
 	p.example = string(ex)
 	funcs := template.FuncMap{"asset": p.assetURL}
-	for _, name := range []string{pageGettingStarted, pageDashboard, pageModel, pageReference, pageNotFound} {
+	for _, name := range []string{pageGettingStarted, pageDashboard, pageModel, pageReference, pageContributors, pageNotFound} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "assets/templates/layout.html", "assets/templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
@@ -193,6 +195,8 @@ func (p *portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusOK, pageModel, pageData{Title: ident, Ident: ident})
 	case ep == "/web/reference":
 		p.render(w, r, http.StatusOK, pageReference, pageData{Title: "API reference"})
+	case ep == "/web/contributors":
+		p.render(w, r, http.StatusOK, pageContributors, pageData{Title: "Contributors"})
 	case strings.HasPrefix(ep, "/static/"):
 		p.serveAsset(w, r, strings.TrimPrefix(ep, "/static/"))
 	default:

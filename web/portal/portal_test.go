@@ -68,6 +68,7 @@ var pages = []struct {
 	{"/web/dashboard/volume-by-category-1h", `data-ident="volume-by-category-1h"`},
 	{"/web/dashboard/odd%2Fident", `data-ident="odd/ident"`},
 	{"/web/reference", "GET /api/&lt;ident&gt;/meta"},
+	{"/web/contributors", `id="cohorts"`},
 }
 
 func TestPages(t *testing.T) {
@@ -90,7 +91,7 @@ func TestPages(t *testing.T) {
 		if !strings.Contains(b, p.want) {
 			t.Errorf("GET %s: body lacks %q", p.path, p.want)
 		}
-		for _, nav := range []string{`href="/web/getting-started"`, `href="/web/dashboard"`, `href="/web/reference"`} {
+		for _, nav := range []string{`href="/web/getting-started"`, `href="/web/dashboard"`, `href="/web/contributors"`, `href="/web/reference"`} {
 			if !strings.Contains(b, nav) {
 				t.Errorf("GET %s: no navigation link %s", p.path, nav)
 			}

@@ -211,10 +211,21 @@ var SC = (function () {
   function intervalWord(text) {
     return { '1s': 'second', '1m': 'minute', '1h': 'hour', '1d': 'day', '1w': 'week', '1mo': 'month' }[text] || text + ' bucket';
   }
-  // fixedBuckets: whether buckets are a fixed number of seconds long (a
-  // month is not), so that bucket ends can be computed.
+  // fixedBuckets: whether buckets are a fixed number of seconds long
+  // counted from the epoch, so that bucket ends can be computed. The
+  // calendar intervals are not: a month's length varies, and ISO weeks
+  // start on Mondays while the epoch was a Thursday (meta.calendar).
   function fixedBuckets(meta) {
-    return !!meta.interval && !/mo$/.test(meta.interval_text || '');
+    return !!meta.interval && !meta.calendar && !/mo$/.test(meta.interval_text || '');
+  }
+  // bucketStart is the start of the bucket that ends at end: end minus the
+  // interval, or for a calendar month the first of the month before.
+  function bucketStart(meta, end) {
+    if (meta.calendar === 'month') {
+      var d = new Date((end - 1) * 1000);
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / 1000;
+    }
+    return end - meta.interval;
   }
   // lastComplete is the end of the newest bucket the model has finished:
   // its cursor (the last message committed) is at or past that end. The
@@ -274,7 +285,7 @@ var SC = (function () {
     if (intervalText && ident.slice(-intervalText.length - 1) === '-' + intervalText) {
       return ident.slice(0, -intervalText.length - 1);
     }
-    return ident.replace(/-(\d+[dhms])+$/, '');
+    return ident.replace(/-((\d+[dhms])+|1w|1mo)$/, ''); // fixed or calendar (1w, 1mo) intervals
   }
 
   // aggregate combines a value column per timestamp, as agg says (rows in
@@ -296,7 +307,7 @@ var SC = (function () {
     apiPath: apiPath, pagePath: pagePath, query: query, fmtTime: fmtTime, fmtDuration: fmtDuration,
     fmtNum: fmtNum, fmtCompact: fmtCompact, inputValue: inputValue, parseInput: parseInput,
     shape: shape, group: group, baseIdent: baseIdent, aggregate: aggregate, PALETTE: PALETTE,
-    intervalWord: intervalWord, combine: combine, aggWord: aggWord, intervalSeconds: intervalSeconds, fixedBuckets: fixedBuckets,
+    intervalWord: intervalWord, combine: combine, aggWord: aggWord, intervalSeconds: intervalSeconds, fixedBuckets: fixedBuckets, bucketStart: bucketStart,
     lastComplete: lastComplete, isPartial: isPartial, fmtRange: fmtRange, fillZeros: fillZeros
   };
 })();

@@ -327,13 +327,14 @@
 
   // drill narrows the range to the bucket of the picked point. A row's
   // timestamp is the END of its bucket and the API's bounds are inclusive,
-  // so the bucket's rows are those in (t - interval, t]: start is put one
-  // millisecond after the previous bucket's end. Models without an
-  // interval narrow to the span since the previous point.
+  // so the bucket's rows are those in (start, t]: start is put one
+  // millisecond after the previous bucket's end (a calendar month's start
+  // comes from the calendar). Models without an interval narrow to the
+  // span since the previous point.
   function drill(t) {
     var start;
     if (meta.interval) {
-      start = +(t - meta.interval + 0.001).toFixed(3);
+      start = +(SC.bucketStart(meta, t) + 0.001).toFixed(3);
     } else {
       var prev = null;
       chartRows.forEach(function (r) { if (r.timestamp < t && (prev === null || r.timestamp > prev)) prev = r.timestamp; });
