@@ -145,9 +145,8 @@
     c.stats.appendChild(stat('Lag', SC.fmtDuration(m.lag_seconds), 'how far the cursor trails the newest journaled message'));
     c.stats.appendChild(stat('Cursor (UTC)', m.cursor && m.cursor.time !== null ? short(m.cursor.time) : 'not started',
       m.cursor && m.cursor.id ? 'last committed message ' + m.cursor.id : null, 'wide'));
-    // Processed is the same for every model that is caught up: the header
-    // says it once; a card says it only when it differs.
-    if (m.processed !== commonProcessed) c.stats.appendChild(stat('Processed', SC.fmtNum(m.processed), 'differs from the other models'));
+    // Processed is about the same for every model (they read one journal):
+    // the header says it once; a card's lag tells a model that trails.
     c.stats.appendChild(stat('Errors', SC.fmtNum(m.errors), m.last_error ? m.last_error.error : null, m.errors > 0 ? 'bad' : null));
     c.stats.appendChild(stat('Status', m.status === 'failed' ? 'failed' : 'ok', m.status_reason || null, m.status === 'failed' ? 'bad' : null));
     if (m.queued > 0) c.stats.appendChild(stat('Queued', SC.fmtNum(m.queued), 'work items committed and waiting for their outcome'));
@@ -181,7 +180,11 @@
       var L = r.complete !== undefined ? r.complete : SC.lastComplete(m, asc);
       var bucket = m.interval_text ? SC.intervalWord(m.interval_text) : 'bucket';
       pts = SC.aggregate(asc, vcol, agg);
-      if (agg === 'sum' && SC.fixedBuckets(m) && pts.length) pts = SC.fillZeros(pts, m.interval, pts[0].t, pts[pts.length - 1].t, 500);
+      // The sparkline is the last HISTORY buckets, an idle one drawn as 0.
+      if (agg === 'sum' && SC.fixedBuckets(m) && pts.length) {
+        var to = pts[pts.length - 1].t, from = to - (HISTORY - 1) * m.interval;
+        pts = SC.fillZeros(pts.filter(function (p) { return p.t >= from; }), m.interval, from, to);
+      }
       pts.forEach(function (p) { p.partial = SC.isPartial(m, p.t); });
       if (L !== null) {
         var head = SC.aggregate(r.headRows || asc.filter(function (x) { return x.timestamp === L; }), vcol, agg)[0];
@@ -208,17 +211,7 @@
     return ia - ib || (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0);
   }
 
-  // commonProcessed is the number of messages most models have processed:
-  // the header shows it once instead of on every card.
-  var commonProcessed = null;
-  function mostCommon(values) {
-    var n = new Map(), best = null;
-    values.forEach(function (v) { n.set(v, (n.get(v) || 0) + 1); if (best === null || n.get(v) > n.get(best)) best = v; });
-    return best;
-  }
-
   function render(results) {
-    commonProcessed = mostCommon(results.filter(function (r) { return r.meta; }).map(function (r) { return r.meta.processed; }));
     renderHeader(results);
     var seen = new Set();
     results.forEach(function (r) {
@@ -275,8 +268,12 @@
     fact('Newest message', j && j.newest ? SC.fmtTime(j.newest) : '—');
     var lag = metas.reduce(function (a, m) { return Math.max(a, m.lag_seconds || 0); }, 0);
     fact('Lag', metas.length ? (lag === 0 ? 'every model caught up' : 'up to ' + SC.fmtDuration(lag)) : '—', 'how far the slowest model trails the journal');
-    fact('Processed', commonProcessed === null ? '—' : SC.fmtNum(commonProcessed) + ' messages per model',
-      'what most models have processed; a card that differs says so');
+    // What the models have processed: the same journal, so nearly the same
+    // number; shown once here rather than on every card.
+    var done = metas.map(function (m) { return m.processed; });
+    var lo = Math.min.apply(null, done), hi = Math.max.apply(null, done);
+    fact('Processed', !metas.length ? '—' : lo === hi ? SC.fmtNum(hi) + ' messages by every model' : SC.fmtNum(lo) + '–' + SC.fmtNum(hi) + ' messages per model',
+      'messages each model has processed (models wanting only some topics count only those)');
     var failed = metas.filter(function (m) { return m.status === 'failed'; }).length;
     fact('Models', metas.length + (failed ? ', ' + failed + ' failed' : ''));
 
@@ -346,7 +343,7 @@
       bannerEl.hidden = true;
       loadedOnce = true;
       liveEl.className = 'live on';
-      liveEl.textContent = 'updated ' + new Date().toLocaleTimeString();
+      liveEl.textContent = 'updated ' + SC.fmtTime(Date.now() / 1000).slice(11);
       document.body.setAttribute('data-refreshed', String(Date.now()));
     }).catch(function (e) {
       bannerEl.textContent = 'Cannot load the models: ' + (e && e.message || e) + '. Retrying in ' + POLL_MS / 1000 + ' s.';

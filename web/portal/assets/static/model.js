@@ -204,7 +204,8 @@
         rows = rows.concat(r.data || []);
         pages++;
         count = +r.res.headers.get('X-Link-Count') || 0;
-        var next = SC.links(r.res.headers.get('Link')).next;
+        var ls = SC.links(r.res.headers.get('Link')), next = ls.next;
+        if (pages === 1) document.body.setAttribute('data-chart-end', new URLSearchParams((ls.first || '').split('?')[1] || '').get('end') || '');
         if (next && pages < CHART_PAGES) { url = next; return step(); }
         more = !!next;
       });
@@ -423,6 +424,7 @@
     }
     tableState = t;
     document.body.removeAttribute('data-table-done');
+    document.body.removeAttribute('data-total');
     document.body.setAttribute('data-rows', '0');
     $('#row-count').textContent = '';
     var s = $('#sentinel');
@@ -437,6 +439,8 @@
       var first = SC.links(r.res.headers.get('Link')).first || '';
       var end = new URLSearchParams(first.split('?')[1] || '').get('end');
       t.next = base + selection({ rows_per_page: PAGE, page: 1, end: end });
+      document.body.setAttribute('data-end', end || '');
+      document.body.setAttribute('data-total', String(t.total));
       countText();
       more();
     }).catch(function (e) {
