@@ -42,7 +42,7 @@ type daemonConfig struct {
 	lateness    time.Duration
 	concurrency int
 	pidfile     string
-	// margin is how far past the start of the live subscription the
+	// margin is how far past the live subscription's first delivery the
 	// spans that hold the models reach, so the seam overlaps.
 	margin time.Duration
 	// verify is how often the spans the bus delivered are checked against

@@ -18,10 +18,11 @@
 // complete: the bus drops silently (ZeroMQ) or loses what was in flight at
 // a crash. Spans the bus delivered during this run are followed live
 // (held back only by the lateness window) and checked against the archive
-// once they are older than the settle lag; the spans before the bus
-// subscription (plus a margin) hold the models until the archive has
+// once they are older than the settle lag; the spans before the bus's
+// first delivery (plus a margin) hold the models until the archive has
 // filled them. Without an archive nothing can be filled: the spans the bus
-// delivers count as complete as they come, and earlier holes are reported
+// delivers count as complete as they come (in memory only, so that a
+// later start with an archive fills them), and earlier holes are reported
 // as gaps that cannot be filled.
 package follow
 
@@ -86,9 +87,9 @@ type Config struct {
 	// Lateness is how late the bus may deliver a message and still have
 	// it processed in order: the watermark is now minus Lateness.
 	Lateness time.Duration
-	// Margin is how far past the start of the bus subscription the spans
-	// that hold the models reach, so the seam between the archive and the
-	// bus overlaps (a subscription takes a moment to deliver).
+	// Margin is how far past the bus's first delivery (or the start of
+	// the subscription, whichever is later) the spans that hold the models
+	// reach, so the seam between the archive and the bus overlaps.
 	Margin time.Duration
 	// Verify is how often the spans the bus delivered are checked against
 	// the archive once they are Settle old.
@@ -210,14 +211,10 @@ func (f *Follower) Run(ctx context.Context) error {
 	for _, s := range spans {
 		f.complete = f.complete.add(s)
 	}
-	switch {
-	case f.bus == nil:
-		f.liveFrom = math.MaxInt64
-	case f.arch == nil:
-		f.liveFrom = t0.UnixMicro()
-	default:
-		f.liveFrom = t0.Add(f.cfg.Margin).UnixMicro()
-	}
+	// The live region begins only once the bus has delivered its first
+	// message (see joined): until then every span from the models'
+	// positions on holds them, as without a bus.
+	f.liveFrom = math.MaxInt64
 	f.started = true
 	f.mu.Unlock()
 	f.updateHolds()
@@ -232,7 +229,9 @@ func (f *Follower) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var first sync.Once
 			err := f.bus.RunFunc(srcCtx, func(ctx context.Context, m *engine.Message, journaled func()) error {
+				first.Do(func() { f.joined(t0, m) })
 				select {
 				case live <- liveMsg{m, journaled}:
 					return nil
@@ -257,7 +256,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		if f.arch != nil {
 			f.fillLoop(srcCtx)
 		} else {
-			f.recordBusLoop(srcCtx, t0)
+			f.recordBusLoop(srcCtx)
 		}
 	}()
 	wg.Add(1)
@@ -279,6 +278,30 @@ func (f *Follower) Run(ctx context.Context) error {
 	wg.Wait()
 	<-liveDone
 	return nil
+}
+
+// joined fixes where the live region begins, at the bus's first message:
+// the seam reaches Margin past the later of the subscription's start and
+// that message's time. A subscription may take long to deliver (ZeroMQ's
+// slow joiner, a publisher that cannot be reached at start), and the
+// local clock may be behind the publishers' (a host whose clock NTP has
+// not stepped yet): either way what was published before the first
+// delivery reached nobody, and must hold the models until the archive
+// has filled it. A publisher whose clock is ahead only makes the models
+// wait for the archive longer.
+func (f *Follower) joined(t0 time.Time, m *engine.Message) {
+	from := max(t0.UnixMicro(), m.TimeUS)
+	f.mu.Lock()
+	if f.arch != nil {
+		from += f.cfg.Margin.Microseconds()
+	}
+	f.liveFrom = from
+	f.mu.Unlock()
+	f.updateHolds()
+	select {
+	case f.replan <- struct{}{}:
+	default:
+	}
 }
 
 func (f *Follower) setWatermark() {
@@ -529,10 +552,12 @@ func (f *Follower) fetch(ctx context.Context, span engine.Span) error {
 	})
 }
 
-// recordBusLoop, without an archive, records the spans the bus delivered
+// recordBusLoop, without an archive, counts the spans the bus delivered
 // as complete as they age past the lateness window: there is nothing else
-// to fill them from.
-func (f *Follower) recordBusLoop(ctx context.Context, t0 time.Time) {
+// to fill them from. They are kept in memory only: the bus does not make a
+// span complete (it drops silently, or never connects), so a later start
+// with an archive must still fill them.
+func (f *Follower) recordBusLoop(ctx context.Context) {
 	if f.bus == nil {
 		return
 	}
@@ -543,18 +568,10 @@ func (f *Follower) recordBusLoop(ctx context.Context, t0 time.Time) {
 			return
 		}
 		to := f.cfg.Clock.Now().Add(-f.cfg.Lateness).UnixMicro()
-		s := engine.Span{FromUS: t0.UnixMicro(), ToUS: to}
-		if s.Empty() {
-			continue
-		}
-		if _, err := f.eng.IngestSpan(ctx, nil, s); err != nil {
-			if ctx.Err() == nil {
-				f.log.Warn("record the span the bus delivered", "err", err)
-			}
-			continue
-		}
 		f.mu.Lock()
-		f.complete = f.complete.add(s)
+		if s := (engine.Span{FromUS: f.liveFrom, ToUS: to}); f.liveFrom != math.MaxInt64 && !s.Empty() {
+			f.complete = f.complete.add(s)
+		}
 		f.mu.Unlock()
 	}
 }

@@ -343,6 +343,22 @@ type run struct {
 
 func (w *world) start(die func(kind string, n int) bool, epoch time.Time, models ...engine.Model) *run {
 	w.t.Helper()
+	var b follow.Bus
+	if w.bus != nil {
+		w.bus.from = w.clock.Now().UnixMicro()
+		b = w.bus
+	}
+	var a follow.Archive
+	if w.arch != nil {
+		a = w.arch
+	}
+	return w.startWith(die, epoch, a, b, models...)
+}
+
+// startWith is start with an archive and a bus of the test's own (either
+// may be nil).
+func (w *world) startWith(die func(kind string, n int) bool, epoch time.Time, a follow.Archive, b follow.Bus, models ...engine.Model) *run {
+	w.t.Helper()
 	db, err := sqlstore.Open(context.Background(), w.path, sqlstore.Options{})
 	if err != nil {
 		w.t.Fatal(err)
@@ -357,15 +373,6 @@ func (w *world) start(die func(kind string, n int) bool, epoch time.Time, models
 	}
 	cfg := w.cfg
 	cfg.Start = epoch
-	var b follow.Bus
-	if w.bus != nil {
-		w.bus.from = w.clock.Now().UnixMicro()
-		b = w.bus
-	}
-	var a follow.Archive
-	if w.arch != nil {
-		a = w.arch
-	}
 	fol := follow.New(cfg, eng, st, a, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{w: w, store: st, eng: eng, fol: fol, cancel: cancel, done: make(chan struct{})}

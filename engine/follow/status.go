@@ -24,7 +24,8 @@ type Status struct {
 	// NeedFrom is where the journal must be complete from: the earliest
 	// position of any model.
 	NeedFrom *time.Time `json:"need_from,omitempty"`
-	// LiveFrom is where this run's bus subscription took over.
+	// LiveFrom is where this run's bus subscription took over: Margin
+	// past its first delivery (absent until the bus delivered anything).
 	LiveFrom *time.Time `json:"live_from,omitempty"`
 	// Incomplete are the spans from NeedFrom that the journal may lack and
 	// that hold models until the archive has filled them;

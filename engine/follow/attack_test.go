@@ -1,0 +1,161 @@
+package follow_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"statscache/engine"
+	"statscache/engine/archive"
+	"statscache/engine/follow"
+)
+
+// skewClock is the daemon's wall clock when it is wrong: the fake clock
+// (the world's true time, which the bus and its publishers follow) plus
+// an offset that an NTP step can change at any moment.
+type skewClock struct {
+	base *fakeClock
+	skew atomic.Int64 // nanoseconds
+}
+
+func (c *skewClock) Now() time.Time                         { return c.base.Now().Add(time.Duration(c.skew.Load())) }
+func (c *skewClock) After(d time.Duration) <-chan time.Time { return c.base.After(d) }
+
+// TestBusSlowJoiner: a subscription that delivers its first message only
+// 40 s after it started (the publisher was unreachable at start, or
+// ZeroMQ's slow joiner took longer than the margin). What was published
+// meanwhile is only in the archive; a model must not commit past it before
+// the archive has filled it, so nothing ends up late and the table is
+// exact.
+func TestBusSlowJoiner(t *testing.T) {
+	w, all := scenario(t, 21)
+	joined := T0.Add(40 * time.Second).UnixMicro()
+	missed := 0
+	w.bus.drop = func(m *engine.Message) bool {
+		if m.TimeUS < joined {
+			missed++
+			return true
+		}
+		return false
+	}
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	r := w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if missed < 20 {
+		t.Fatalf("the bus missed only %d messages: the test does not test", missed)
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late: the models committed past the span before the bus joined", n)
+	}
+	if d := diff(w.table("a"), want); d != "[]" {
+		t.Errorf("model a: %s", d)
+	}
+}
+
+// TestClockBehindAtRestart: the daemon is killed, and starts again 5
+// minutes later with its wall clock 30 minutes behind (a host without a
+// battery-backed clock, before NTP steps it). The gap between the kill
+// and the new subscription is in the archive only; when NTP steps the
+// clock forward, the models must still wait for it to be filled.
+func TestClockBehindAtRestart(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 1))
+	history := spread(rng, 0, 300, T0.Add(-time.Hour), T0)
+	live := spread(rng, 300, 1200, T0, T0.Add(20*time.Minute))
+	w := newWorld(t, history, live)
+	all := append(history, live...)
+	w.cfg.Start = T0.Add(-time.Hour)
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+
+	r := w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	r.drive(2*time.Second, 20*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(5 * time.Minute)) })
+	r.stop()
+	w.clock.Advance(5 * time.Minute) // down: the bus's messages of these minutes reach nobody
+
+	clk := &skewClock{base: w.clock}
+	clk.skew.Store(int64(-30 * time.Minute))
+	w.cfg.Clock = clk
+	r = w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	r.drive(2*time.Second, 10*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(12 * time.Minute)) })
+	clk.skew.Store(0) // NTP steps the clock forward
+	// The fill loop sleeps on the clock (up to Verify) while the models
+	// run at once: give them a real second before time moves on.
+	time.Sleep(time.Second)
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late: the model committed past the gap between the kill and the restart", n)
+	}
+}
+
+// silentBus is a subscription that never delivers anything: its endpoint
+// is wrong, or the publisher is down for the whole run.
+type silentBus struct{}
+
+func (silentBus) RunFunc(ctx context.Context, _ func(context.Context, *engine.Message, func()) error) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestNoArchiveThenArchive: a first run without an archive whose bus never
+// delivers anything, then a run with the archive. Nothing made the spans
+// of the first run complete (the bus delivered nothing, and only the
+// archive can make a span complete), so the second run must fill them.
+func TestNoArchiveThenArchive(t *testing.T) {
+	w, all := scenario(t, 29)
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	r := w.startWith(nil, w.cfg.Start, nil, silentBus{}, newMinuteModel("a"))
+	r.drive(2*time.Second, 10*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(10 * time.Minute)) })
+	st := r.fol.Status()
+	r.stop()
+	t.Logf("no-archive run with a silent bus: complete %v", st.Complete)
+
+	r = w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("the archive run did not fill what the silent bus never delivered: %s", diff(w.table("a"), want))
+	}
+}
+
+// TestStopWhileArchiveSlow: the real archive client against an archive
+// that answers after a minute. A stop must end the follower within its
+// drain time, not after the archive's answer or request timeout.
+func TestStopWhileArchiveSlow(t *testing.T) {
+	var asked sync.Once
+	askedCh := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		asked.Do(func() { close(askedCh) })
+		select {
+		case <-req.Context().Done():
+		case <-time.After(time.Minute):
+		}
+		http.Error(rw, "slow", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	w, _ := scenario(t, 31)
+	arch := &archive.Client{BaseURL: srv.URL, Logger: quiet()}
+	r := w.startWith(nil, w.cfg.Start, arch, w.bus, newMinuteModel("a"))
+	r.w.clock.Advance(3 * time.Minute)
+	select {
+	case <-askedCh:
+	case <-time.After(10 * time.Second):
+		r.stop()
+		t.Fatal("the archive was never asked")
+	}
+	began := time.Now()
+	r.stop()
+	if took := time.Since(began); took > w.cfg.Drain+2*time.Second {
+		t.Errorf("the stop took %s with a slow archive, want about the drain time %s", took, w.cfg.Drain)
+	}
+}
+
+var _ follow.Clock = (*skewClock)(nil)
