@@ -111,6 +111,7 @@ type Progress struct {
 	Refetches   int64 // minimal windows fetched again for the same reason
 	Rejected    int64 // records that failed to decode
 	Duplicates  int64 // records dropped as already seen
+	Outside     int64 // records outside the window asked for (not counted)
 	// Position is the end of the last delivered window: a Fetch that fails
 	// can be resumed from here.
 	Position time.Time
@@ -482,8 +483,19 @@ func (f *fetcher) take(w span, page int, rec []byte, got map[string]*engine.Mess
 	if _, dup := seen[id]; dup {
 		return
 	}
-	seen[id] = struct{}{}
 	m, err := f.dec.Decode(rec)
+	if err == nil && (m.TimeUS < (w.lo-1)*1e6 || m.TimeUS >= (w.hi+1)*1e6) {
+		// Not a row of this query [lo, hi] (a second of slack either
+		// side: the archive keeps whole seconds, a sent-at header may
+		// carry a fraction): the total counts only the query's rows, so a
+		// record from elsewhere must not make the window add up in place
+		// of a missing one.
+		f.c.count(func(p *Progress) { p.Outside++ })
+		f.s.log.Warn("archive: record outside the window asked for; not counted", "window", w.String(), "page", page, "id", m.ID,
+			"time", time.UnixMicro(m.TimeUS).UTC().Format(time.RFC3339Nano))
+		return
+	}
+	seen[id] = struct{}{}
 	if err != nil {
 		r := engine.Reject{Source: fmt.Sprintf("datagrepper /raw %s page %d", w, page), Reason: err.Error(), Record: rec}
 		f.c.mu.Lock()
