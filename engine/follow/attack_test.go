@@ -159,3 +159,62 @@ func TestStopWhileArchiveSlow(t *testing.T) {
 }
 
 var _ follow.Clock = (*skewClock)(nil)
+
+// laggingArchive is an archive that holds a message only once it is lag
+// old by the true clock (datanommer stores what it consumed), unlike
+// scriptedArchive, which knows the future.
+type laggingArchive struct {
+	clock *fakeClock
+	lag   time.Duration
+	all   []*engine.Message
+}
+
+func (a *laggingArchive) FetchSpans(ctx context.Context, from, to time.Time, fn func(engine.Span, []*engine.Message) error) error {
+	upto := a.clock.Now().Add(-a.lag).UnixMicro()
+	sa := &scriptedArchive{window: 20 * time.Minute}
+	for _, m := range a.all {
+		if m.TimeUS <= upto {
+			sa.msgs = append(sa.msgs, m)
+		}
+	}
+	return sa.FetchSpans(ctx, from, to, fn)
+}
+
+// TestClockAheadThenSteppedBack: the daemon runs with its clock 10
+// minutes ahead of the true time (and of its publishers'), is killed, and
+// starts again 3 minutes later after NTP stepped the clock back. While
+// ahead, the fill took spans as settled that the archive could not hold
+// yet (settle is measured on the local clock) and recorded them complete;
+// the gap between the kill and the restart lies inside them and is never
+// filled.
+func TestClockAheadThenSteppedBack(t *testing.T) {
+	t.Skip("known: the settle lag is measured on the local clock only; a clock ahead by more than --settle records spans complete that the archive does not hold yet, and a crash then leaves a gap inside them that is never filled (needs a witness of true time, e.g. the newest bus or archive message)")
+	rng := rand.New(rand.NewPCG(37, 1))
+	history := spread(rng, 0, 300, T0.Add(-time.Hour), T0)
+	live := spread(rng, 300, 1200, T0, T0.Add(20*time.Minute))
+	w := newWorld(t, history, live)
+	all := append(history, live...)
+	w.cfg.Start = T0.Add(-time.Hour)
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	arch := &laggingArchive{clock: w.clock, lag: 10 * time.Second, all: sortMsgs(append([]*engine.Message(nil), all...))}
+
+	clk := &skewClock{base: w.clock}
+	clk.skew.Store(int64(10 * time.Minute))
+	w.cfg.Clock = clk
+	w.bus.from = w.clock.Now().UnixMicro()
+	r := w.startWith(nil, w.cfg.Start, arch, w.bus, newMinuteModel("a"))
+	r.drive(2*time.Second, 20*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(3 * time.Minute)) })
+	r.stop()
+	w.clock.Advance(3 * time.Minute) // down
+
+	clk.skew.Store(0) // NTP stepped the clock back
+	w.bus.from = w.clock.Now().UnixMicro()
+	r = w.startWith(nil, w.cfg.Start, arch, w.bus, newMinuteModel("a"))
+	defer r.stop()
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+}
