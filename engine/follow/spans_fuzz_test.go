@@ -1,10 +1,14 @@
 package follow
 
 import (
+	"context"
 	"math"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"statscache/engine"
+	"statscache/engine/sqlstore"
 )
 
 // FuzzSpanSet checks spanSet.add, holes and capFor against a bitmap of 64
@@ -107,3 +111,49 @@ func FuzzSpanSet(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStoredSpans checks the durable record (sqlstore's fill_spans, merged
+// by AppendSpan) against spanSet: after any sequence of spans recorded,
+// CompleteSpans returns exactly the merged set.
+func FuzzStoredSpans(f *testing.F) {
+	f.Add([]byte{0, 5, 5, 10, 3, 7})
+	f.Add([]byte{10, 20, 30, 40, 20, 30, 0, 1, 50, 60, 1, 50})
+	db, err := sqlstore.Open(context.Background(), filepath.Join(f.TempDir(), "spans.db"), sqlstore.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		ctx := context.Background()
+		// Each input gets spans of its own, far from every other input's.
+		base := int64(next.Add(1)) << 20
+		var ss spanSet
+		for i := 0; i+1 < len(ops) && i < 24; i += 2 {
+			s := engine.Span{FromUS: base + int64(ops[i]), ToUS: base + int64(ops[i+1])}
+			ss = ss.add(s)
+			if _, err := db.AppendSpan(ctx, nil, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := db.CompleteSpans(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []engine.Span
+		for _, s := range all {
+			if s.FromUS >= base && s.FromUS < base+1<<20 {
+				got = append(got, s)
+			}
+		}
+		if len(got) != len(ss) {
+			t.Fatalf("stored %v, want %v", got, ss)
+		}
+		for i := range got {
+			if got[i] != ss[i] {
+				t.Fatalf("stored %v, want %v", got, ss)
+			}
+		}
+	})
+}
+
+var next atomic.Int64
