@@ -2,6 +2,7 @@ package follow_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -213,6 +214,42 @@ func TestClockAheadThenSteppedBack(t *testing.T) {
 	defer r.stop()
 	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
 		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+}
+
+// TestDiskFullDuringFill: the disk is full for five minutes of a history
+// fill and of live traffic: archive windows, live appends and model
+// commits all fail. Nothing is recorded complete without its messages,
+// /status says what fails, and once there is space again everything ends
+// exact with nothing late.
+func TestDiskFullDuringFill(t *testing.T) {
+	w, all := scenario(t, 43)
+	w.arch.window = 5 * time.Minute
+	from, to := T0.Add(30*time.Second), T0.Add(5*time.Minute+30*time.Second)
+	var failed atomic.Int64
+	w.storeFail = func(kind string) error {
+		if now := w.clock.Now(); !now.Before(from) && now.Before(to) {
+			failed.Add(1)
+			return fmt.Errorf("append: commit: %w", engine.ErrDiskFull)
+		}
+		return nil
+	}
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	r := w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	r.drive(2*time.Second, 20*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(3 * time.Minute)) })
+	st := r.fol.Status()
+	if st.LastError == "" || st.Unreachable {
+		t.Errorf("status does not say the journal fails (last error %q, archive unreachable %v)", st.LastError, st.Unreachable)
+	}
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish once there was space: %s", diff(w.table("a"), want))
+	}
+	if failed.Load() == 0 {
+		t.Fatal("no write failed: the test does not test")
 	}
 	if n := w.late(); n != 0 {
 		t.Errorf("%d messages late", n)

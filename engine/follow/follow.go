@@ -467,7 +467,9 @@ func (f *Follower) fillLoop(ctx context.Context) {
 			return
 		}
 		f.log.Warn("archive fill failed: the models it holds wait; retrying", "span", fmtSpan(*target), "err", err, "retry_in", backoff)
-		f.setError(err.Error(), true)
+		// A journal that cannot be written (a full disk) is not an
+		// archive that cannot be reached.
+		f.setError(err.Error(), !errors.As(err, new(journalError)))
 		select {
 		case <-f.cfg.Clock.After(backoff):
 		case <-ctx.Done():
@@ -539,7 +541,7 @@ func (f *Follower) fetch(ctx context.Context, span engine.Span) error {
 	return f.arch.FetchSpans(ctx, time.UnixMicro(span.FromUS), time.UnixMicro(span.ToUS), func(s engine.Span, batch []*engine.Message) error {
 		res, err := f.eng.IngestSpan(ctx, batch, s)
 		if err != nil {
-			return err
+			return journalError{err}
 		}
 		if f.cfg.OnIngest != nil && len(batch) > 0 {
 			f.cfg.OnIngest("archive", len(batch), res)
@@ -575,6 +577,12 @@ func (f *Follower) recordBusLoop(ctx context.Context) {
 		f.mu.Unlock()
 	}
 }
+
+// journalError is a fill that failed on the journal's side.
+type journalError struct{ err error }
+
+func (e journalError) Error() string { return e.err.Error() }
+func (e journalError) Unwrap() error { return e.err }
 
 func (f *Follower) setError(msg string, unreachable bool) {
 	f.mu.Lock()

@@ -218,6 +218,9 @@ type dyingStore struct {
 	// "span", "commit") and how many of that kind came before.
 	die    func(kind string, n int) bool
 	counts map[string]int
+	// fail, if set, is asked before each write transaction and may make
+	// it fail without killing the store (a full disk).
+	fail func(kind string) error
 }
 
 func (s *dyingStore) gate(kind string) error {
@@ -229,6 +232,11 @@ func (s *dyingStore) gate(kind string) error {
 	if s.die != nil && s.die(kind, s.counts[kind]) {
 		s.dead = true
 		return errDead
+	}
+	if s.fail != nil {
+		if err := s.fail(kind); err != nil {
+			return err
+		}
 	}
 	s.counts[kind]++
 	return nil
@@ -298,6 +306,9 @@ type world struct {
 	arch  *scriptedArchive
 	bus   *scriptedBus // nil: no bus
 	cfg   follow.Config
+	// storeFail, if set, makes the store's write transactions fail while
+	// it says so (see dyingStore.fail).
+	storeFail func(kind string) error
 }
 
 // newWorld makes a journal path and a clock at T0. history messages are
@@ -363,7 +374,7 @@ func (w *world) startWith(die func(kind string, n int) bool, epoch time.Time, a 
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	st := &dyingStore{DB: db, die: die, counts: map[string]int{}}
+	st := &dyingStore{DB: db, die: die, counts: map[string]int{}, fail: w.storeFail}
 	eng := engine.New(st, engine.Config{Epoch: epoch, HoldModels: true, BatchSize: 500, BatchInterval: 50 * time.Millisecond,
 		FlushRetries: 1, Logger: quiet()})
 	for _, m := range models {

@@ -38,9 +38,11 @@ type Status struct {
 	// Complete are the spans known complete (from NeedFrom on).
 	Complete []SpanStatus `json:"complete"`
 	// Filling is the span being fetched now.
-	Filling     *SpanStatus `json:"filling,omitempty"`
-	LastError   string      `json:"last_error,omitempty"`
-	Unreachable bool        `json:"unreachable"`
+	Filling *SpanStatus `json:"filling,omitempty"`
+	// LastError is why the last fetch failed; Unreachable says the
+	// archive failed (not the journal, e.g. a full disk).
+	LastError   string `json:"last_error,omitempty"`
+	Unreachable bool   `json:"unreachable"`
 	// Held lists the models that may not process past a time yet, and
 	// that time.
 	Held map[string]time.Time `json:"held"`
