@@ -2,6 +2,7 @@ package follow_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -250,6 +251,60 @@ func TestDiskFullDuringFill(t *testing.T) {
 	}
 	if failed.Load() == 0 {
 		t.Fatal("no write failed: the test does not test")
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+}
+
+// TestPositionInsideAHole: a model that committed with no record of
+// complete spans behind it (a database from before fill_spans, or spans
+// lost): its position lies inside a hole. It must wait there until the
+// archive has filled the hole, then end exact with nothing late.
+func TestPositionInsideAHole(t *testing.T) {
+	w, all := scenario(t, 47)
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	full := w.arch.msgs
+	cut := T0.Add(-30 * time.Minute).UnixMicro()
+	var early []*engine.Message
+	for _, m := range full {
+		if m.TimeUS < cut {
+			early = append(early, m)
+		}
+	}
+	w.arch.msgs = early
+	bus := w.bus
+	w.bus = nil
+	r := w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	wantEarly := recount(early, w.cfg.Start, T0)
+	ok := r.drive(time.Second, 20*time.Second, w.done(wantEarly, "a"))
+	r.stop()
+	if !ok {
+		t.Fatalf("first run did not count the early history: %s", diff(w.table("a"), wantEarly))
+	}
+	db, err := sql.Open("sqlite3", w.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM fill_spans`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	w.arch.msgs, w.bus = full, bus
+	w.arch.windows = nil
+	r = w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	defer func() {
+		// The hole was filled from the model's position, before cut.
+		w.arch.mu.Lock()
+		defer w.arch.mu.Unlock()
+		if len(w.arch.windows) == 0 || w.arch.windows[0].FromUS >= cut {
+			t.Errorf("the second run did not fill from the model's position: windows %v", w.arch.windows)
+		}
+	}()
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish: %s", diff(w.table("a"), want))
 	}
 	if n := w.late(); n != 0 {
 		t.Errorf("%d messages late", n)
