@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"net"
 	"path/filepath"
 	"syscall"
@@ -57,5 +58,75 @@ func TestDaemonStopsWhileArchiveHangs(t *testing.T) {
 		t.Errorf("the stop took %s with a hanging archive", took)
 	} else {
 		t.Logf("stopped %s after SIGTERM", took.Round(time.Millisecond))
+	}
+}
+
+// TestDaemonExitsWhenTheFollowerFails: the follower cannot start (its
+// record of complete spans cannot be read: here the table is gone). The
+// daemon must not go on serving with nothing journaled and every model
+// held; it must exit with an error.
+func TestDaemonExitsWhenTheFollowerFails(t *testing.T) {
+	dg := dgtest.New(nil, dgtest.Options{})
+	defer dg.Close()
+	db := filepath.Join(t.TempDir(), "nofollow.db")
+	args := []string{"--db", db, "--scripts", "../../scripts", "--bus", "none", "--datagrepper", dg.URL, "--settle", "1s"}
+	d := startDaemon(t, args...)
+	d.stop(t)
+	sdb, err := sql.Open("sqlite3", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.Exec(`DROP TABLE fill_spans`); err != nil {
+		t.Fatal(err)
+	}
+	sdb.Close()
+
+	cmd := command(append([]string{"run", "--listen", "127.0.0.1:0"}, args...)...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the daemon exited with status 0 though its follower failed\n%s", out.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("the daemon kept running for 15 s with a follower that failed at start\n%s", grep(out.String(), "follow"))
+	}
+}
+
+// TestDaemonExitsWhenItCannotListen: the HTTP address is taken. The
+// daemon must say so and exit, not wait for ever on a follower and an
+// engine that end only when told to.
+func TestDaemonExitsWhenItCannotListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	db := filepath.Join(t.TempDir(), "nolisten.db")
+	cmd := command("run", "--listen", ln.Addr().String(), "--db", db, "--scripts", "../../scripts", "--bus", "none")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("exit status 0 though it could not listen\n%s", out.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("the daemon hung for 15 s after it could not listen on %s\n%s", ln.Addr(), grep(out.String(), "listen"))
 	}
 }

@@ -124,6 +124,11 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 // run runs the daemon until ctx ends, then drains and commits.
 func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 	defer d.p.db.Close()
+	// The follower ends only when told to, or when it cannot start: then
+	// the daemon stops too (without it nothing is journaled and every
+	// model stays held).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	folDone := make(chan error, 1)
 	go func() { folDone <- d.fol.Run(ctx) }()
 	engDone := make(chan error, 1)
@@ -131,6 +136,7 @@ func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 
 	srv, err := d.serve()
 	if err != nil {
+		cancel() // the follower and the engine end only when told to
 		<-folDone
 		<-engDone
 		return err
@@ -138,12 +144,18 @@ func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "statscache is running: http://%s/ (API at /api/, metrics at /metrics, status at /status)\n", d.addr)
 	d.log.Info("running", "addr", d.addr.String(), "models", len(d.p.idents), "bus", d.cfg.buses, "archive", d.cfg.datagrepper)
 
-	<-ctx.Done()
-	d.log.Info("stopping: draining and committing (a second signal exits at once)")
-	ferr := <-folDone
+	var ferr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("stopping: draining and committing (a second signal exits at once)")
+		ferr = <-folDone
+	case ferr = <-folDone:
+		d.log.Error("the follower stopped: stopping", "err", ferr)
+		cancel()
+	}
 	err = <-engDone
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
 	srv.Shutdown(shut)
 	return errors.Join(ferr, err)
 }
