@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"statscache/engine/bus"
 )
 
 // copyScripts copies the *.lua files (and the meta rules) of each source
@@ -250,4 +253,75 @@ func TestHostileReload(t *testing.T) {
 		}
 	}
 	d.stop(t)
+}
+
+// TestHostileDaemonSIGTERM: a model stuck in a built-in (a pattern that
+// backtracks for minutes) while the live daemon runs: the daemon keeps
+// serving, the model is stopped at its time limit with that reason, and
+// one SIGTERM ends the process within its drain.
+func TestHostileDaemonSIGTERM(t *testing.T) {
+	scripts := copyScripts(t, "../../scripts")
+	hang, err := os.ReadFile("testdata/hostile/pattern-hang.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scripts, "pattern-hang.lua"), hang, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := bus.NewPublisher(context.Background(), "tcp://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	db := filepath.Join(t.TempDir(), "sigterm.db")
+	d := startDaemon(t, "--db", db, "--scripts", scripts, "--bus", pub.Endpoint(),
+		"--epoch", time.Now().Add(-time.Minute).Format(time.RFC3339), "--lateness", "1s", "--batch-interval", "100ms")
+	d.waitConnected(t, 1)
+	c := newCorpus(t, 7)
+	publish := func(n int) {
+		for i := 0; i < n; i++ {
+			topic, env := c.record(time.Now(), true)
+			pub.Publish(topic, env)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The first messages: the hostile model's first call hangs in the
+	// pattern until its limit stops it; the other models go on.
+	publish(50)
+	d.waitTotal(t, 50)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(fmt.Sprint(d.status(t)), "a call ran longer than the limit of 2s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("hostile-pattern not stopped with its reason:\n%v", d.status(t))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	publish(50)
+	d.waitTotal(t, 100)
+
+	// A second time, with SIGTERM while a fresh hostile call hangs: a
+	// reload starts the fixed-in-name-only script again from its cursor.
+	if err := os.WriteFile(filepath.Join(scripts, "pattern-hang.lua"), append(hang, "\n-- again\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for strings.Count(d.out.String(), "msg=reloaded") < 1 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("no reload:\n%s", tail(d.out.String(), 30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The restarted model resumes from its cursor, before the journaled
+	// messages: its first call is now hanging in the pattern.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	d.stop(t)
+	// The drain waits for the hanging call, which its 2 s limit ends.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("SIGTERM took %s to end the daemon", took)
+	}
+	t.Logf("SIGTERM ended the daemon in %s", time.Since(start).Round(time.Millisecond))
+	if !regexp.MustCompile(`hostile-pattern.*a call ran longer than the limit of 2s`).MatchString(d.out.String()) {
+		t.Errorf("the log does not say why hostile-pattern stopped:\n%s", tail(d.out.String(), 30))
+	}
 }
