@@ -107,6 +107,21 @@ func newGuard(name string, lim Limits) (*guard, context.Context) {
 	return g, ctx
 }
 
+// metaWatch keeps the time limit of the fedmsg.meta rules with the
+// watchdog, as for a model's call (meta.Limits.Watch).
+func metaWatch(lim Limits) func(time.Duration, func(string)) func() {
+	return func(limit time.Duration, stop func(string)) func() {
+		g := &guard{limits: lim, name: "fedmsg.meta"}
+		g.cancel = func() { stop(*g.reason.Load()) }
+		watch(g)
+		g.enter(limit)
+		return func() {
+			g.leave()
+			unwatch(g)
+		}
+	}
+}
+
 // release takes the guard off the watchdog and cancels its context.
 func (g *guard) release() {
 	if g != nil {

@@ -115,7 +115,7 @@ func LoadFS(fsys fs.FS, label string, opts Options) (models []*Model, errs []err
 					errs = append(errs, fmt.Errorf("fedmsg.meta rules: %w", err))
 				} else {
 					lim := opts.Limits.withDefaults()
-					lib.SetLimits(meta.Limits{Timeout: lim.CallTimeout, MaxString: lim.MaxString, MaxAlloc: int64(lim.MemoryLimit)})
+					lib.SetLimits(meta.Limits{Timeout: lim.CallTimeout, MaxString: lim.MaxString, MaxAlloc: int64(lim.MemoryLimit), Watch: metaWatch(lim)})
 					opts.Meta = lib
 				}
 			}

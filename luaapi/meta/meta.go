@@ -139,6 +139,13 @@ type Limits struct {
 	Timeout   time.Duration // 0 means DefaultLimits.Timeout
 	MaxString int           // 0 means sandbox.DefaultMaxString
 	MaxAlloc  int64         // 0 means DefaultLimits.MaxAlloc
+	// Watch, when set, keeps the time limit instead of a plain timer: it
+	// is called as a computation starts, with the function that stops it,
+	// and returns the function that ends the watch. Package luaapi gives
+	// its watchdog's, which does not count a stall of the whole process
+	// (a garbage collection, a starved machine) against the rules, as it
+	// does not against models.
+	Watch func(limit time.Duration, stop func(reason string)) (end func())
 }
 
 // DefaultLimits are a model's default limits for process.
@@ -426,11 +433,16 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 	// that loops, or whose built-ins allocate without bound, is stopped,
 	// and the message gets an empty answer (with the reason in Err)
 	// instead of holding every model that asks about it.
-	ctx, cancel := context.WithTimeout(context.Background(), l.limits.Timeout)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st.L.SetContext(ctx)
 	st.meter.Reset()
 	st.stop, st.reason = cancel, ""
+	if w := l.limits.Watch; w != nil {
+		defer w(l.limits.Timeout, func(reason string) { st.reason = reason; cancel() })()
+	} else {
+		defer time.AfterFunc(l.limits.Timeout, cancel).Stop()
+	}
 	defer func() {
 		st.release()
 		st.L.RemoveContext()
