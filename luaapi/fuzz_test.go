@@ -104,11 +104,19 @@ func FuzzScriptLimits(f *testing.F) {
 		body := raw + "\n" + snippet(gen)
 		decl := `model {name = "fuzz", summary = "s", description = "d", columns = {{name = "n", type = "integer"}}}` + "\n" +
 			"local c = counter()\nbig = string.rep(\"z\", 1000)\n"
+		// The .. operator is one VM instruction that no built-in sees: a
+		// string doubled past a gigabyte takes a second to copy, and only
+		// the heap watchdog, the last resort, can stop the call, between
+		// two instructions. Such calls get more slack (see README, Limits).
+		slack := time.Second
+		if strings.Contains(body, "..") {
+			slack = 3 * time.Second
+		}
 		// At the top level, as check and a reload run it.
 		start := time.Now()
 		luaapi.LoadSource("top.lua", []byte(decl+body+"\nfunction process(msg) end\nfunction update(db) end\n"), opts)
-		if took := time.Since(start); took > limit+time.Second {
-			t.Fatalf("loading took %s, over the limit of %s by more than a second:\n%s", took, limit, body)
+		if took := time.Since(start); took > limit+slack {
+			t.Fatalf("loading took %s, over the limit of %s by more than %s:\n%s", took, limit, slack, body)
 		}
 		// In process.
 		models, err := luaapi.LoadSource("proc.lua", []byte(decl+"function process(msg)\n"+body+"\nend\nfunction update(db) end\n"), opts)
@@ -122,8 +130,8 @@ func FuzzScriptLimits(f *testing.F) {
 		defer m.Close()
 		start = time.Now()
 		m.Process(context.Background(), testMsg)
-		if took := time.Since(start); took > limit+time.Second {
-			t.Fatalf("process took %s, over the limit of %s by more than a second:\n%s", took, limit, body)
+		if took := time.Since(start); took > limit+slack {
+			t.Fatalf("process took %s, over the limit of %s by more than %s:\n%s", took, limit, slack, body)
 		}
 	})
 }
