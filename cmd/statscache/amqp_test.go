@@ -227,6 +227,7 @@ func TestDaemonAMQPKillAndBrokerClose(t *testing.T) {
 	st := d.waitConsuming(t)
 	queue := st.Queue
 	amqptest.DeleteQueue(t, queue)
+	t.Cleanup(func() { killDaemon(d) }) // first: a daemon left running would declare the queue again
 	if len(queue) != 36 || !slices.Equal(st.Bindings, []string{c.prefix + "#"}) {
 		t.Fatalf("queue %q bindings %q: want a UUID bound with %s#", queue, st.Bindings, c.prefix)
 	}
@@ -335,6 +336,7 @@ func TestDaemonAMQPAndArchive(t *testing.T) {
 	d := startDaemon(t, "--db", db, "--scripts", "../../scripts", "--bus", url, "--amqp-queue", queue,
 		"--topic", c.prefix, "--datagrepper", dg.URL, "--epoch", now.Add(-time.Hour).Format(time.RFC3339),
 		"--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms", "--max-bytes", "65536")
+	t.Cleanup(func() { killDaemon(d) })
 	if st := d.waitConsuming(t); st.Queue != queue || !slices.Equal(st.Bindings, []string{c.prefix + "#"}) {
 		t.Fatalf("consuming %s with %q", st.Queue, st.Bindings)
 	}
@@ -403,6 +405,17 @@ func TestDaemonAMQPAndArchive(t *testing.T) {
 		t.Errorf("%d messages left in the queue: rejects and duplicates must be acknowledged too", n)
 	}
 	t.Logf("%d messages (300 archive only, 120 both before the start, 150 live of which 50 also archived); amqp %+v", c.len(), st)
+}
+
+// killDaemon kills a daemon a failed test left running and waits for it.
+func killDaemon(d *daemonProc) {
+	if d.cmd.Process.Kill() != nil {
+		return // already gone
+	}
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // TestRunNeedsFedoraFiles: with no --bus, run wants Fedora's broker and
