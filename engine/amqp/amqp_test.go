@@ -519,3 +519,38 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("Redact left the password: %s", got)
 	}
 }
+
+// TestAMQPS: over amqps:// the subscriber checks the server's certificate
+// against --amqp-ca and consumes as over amqp:// (the local broker has no
+// TLS listener: a loopback TLS proxy stands in front of it). A CA that
+// did not sign the server's certificate is refused.
+func TestAMQPS(t *testing.T) {
+	files := amqptest.NewTLSFiles(t, "statscache")
+	addr := amqptest.TLSProxy(t, files.Server)
+	queue := amqp.NewQueueName()
+	amqptest.DeleteQueue(t, queue)
+	pub := amqptest.NewPublisher(t)
+	prefix := amqptest.TopicPrefix()
+	j := newJournal(false)
+	sub, stop := run(t, amqp.Config{URL: "amqps://guest:guest@" + addr + "/", CAFile: files.CA, Queue: queue, Topics: []string{prefix}}, j)
+	m := message(1, prefix+"x.y", time.Now())
+	if err := pub.Publish(m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message over TLS", func() bool { return j.count() == 1 && sub.Stats().Acked == 1 })
+	stop()
+	j.close()
+
+	other := amqptest.NewTLSFiles(t, "statscache")
+	bad := amqp.New(amqp.Config{URL: "amqps://guest:guest@" + addr + "/", CAFile: other.CA, Queue: queue, Logger: quietLogger(),
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bad.RunFunc(ctx, newJournal(false).deliver) }()
+	waitFor(t, "a refused handshake", func() bool { return bad.Stats().ConnectErrors > 0 })
+	cancel()
+	<-done
+	if st := bad.Stats(); st.Connects != 0 || !strings.Contains(st.LastError, "certificate") {
+		t.Errorf("with the wrong CA: %+v", st)
+	}
+}
