@@ -70,27 +70,58 @@ func fromGo(L *lua.LState, v any) lua.LValue {
 
 // toGo converts a Lua value into plain Go values: float64, string, bool,
 // nil, []any for sequences and map[string]any for other tables. Functions,
-// userdata and cycles are errors.
-func toGo(v lua.LValue) (any, error) { return toGoDepth(v, 0) }
+// userdata and cycles are errors, as is a value whose JSON would pass the
+// default string cap (a table shared many times over can describe a value
+// far larger than the memory it takes).
+func toGo(v lua.LValue) (any, error) { return toGoL(nil, v, DefaultLimits.MaxString) }
 
-func toGoDepth(v lua.LValue, depth int) (any, error) {
+// toGoL is toGo for a host function of a running call: it gives up once
+// the value's JSON would pass max bytes, and looks at the call's context
+// every few thousand values, as the built-ins do.
+func toGoL(L *lua.LState, v lua.LValue, max int) (any, error) {
+	c := &converter{L: L, max: max, budget: max}
+	return c.conv(v, 0)
+}
+
+type converter struct {
+	L           *lua.LState
+	max, budget int
+	steps       int
+}
+
+// spend counts n bytes of the value's JSON.
+func (c *converter) spend(n int) error {
+	c.steps++
+	if c.L != nil && c.steps%4096 == 0 {
+		sandbox.Interrupted(c.L)
+	}
+	if c.budget -= n; c.budget < 0 {
+		return fmt.Errorf("the value is over %d bytes of JSON, the limit", c.max)
+	}
+	return nil
+}
+
+func (c *converter) conv(v lua.LValue, depth int) (any, error) {
 	if depth > 64 {
 		return nil, fmt.Errorf("table nested deeper than 64 levels (a cycle?)")
 	}
 	switch x := v.(type) {
 	case *lua.LNilType:
-		return nil, nil
+		return nil, c.spend(4)
 	case lua.LBool:
-		return bool(x), nil
+		return bool(x), c.spend(5)
 	case lua.LString:
-		return string(x), nil
+		return string(x), c.spend(len(x) + 2)
 	case lua.LNumber:
 		f := float64(x)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("%v is not a finite number", f)
 		}
-		return f, nil
+		return f, c.spend(8)
 	case *lua.LTable:
+		if err := c.spend(2); err != nil {
+			return nil, err
+		}
 		n := x.Len()
 		if n > 0 {
 			count := 0
@@ -98,7 +129,7 @@ func toGoDepth(v lua.LValue, depth int) (any, error) {
 			if count == n {
 				out := make([]any, n)
 				for i := 1; i <= n; i++ {
-					e, err := toGoDepth(x.RawGetInt(i), depth+1)
+					e, err := c.conv(x.RawGetInt(i), depth+1)
 					if err != nil {
 						return nil, err
 					}
@@ -123,7 +154,10 @@ func toGoDepth(v lua.LValue, depth int) (any, error) {
 				err = fmt.Errorf("table key of type %s cannot be stored", k.Type())
 				return
 			}
-			out[key], err = toGoDepth(e, depth+1)
+			if err = c.spend(len(key) + 3); err != nil {
+				return
+			}
+			out[key], err = c.conv(e, depth+1)
 		})
 		return out, err
 	}

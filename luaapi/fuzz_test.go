@@ -89,6 +89,7 @@ func FuzzScriptLimits(f *testing.F) {
 		`local t = {} for i = 1, 100000 do t[i] = i % 977 end while true do table.sort(t, function(a, b) return a > b end) end`,
 		`local s = "xxxxxxxxxxxxxxxx" while true do s = s .. s end`,
 		`while true do pcall(function() while true do end end) end`,
+		`local t = {1} for i = 1, 60 do t = {t, t} end json.encode(t)`,
 		`string.format(string.rep("%s", 1000), unpack((function() local t = {} for i = 1, 1000 do t[i] = string.rep("x", 100000) end return t end)()))`,
 	} {
 		f.Add(seed, []byte(nil))

@@ -138,6 +138,14 @@ func (g *guard) charge(L *lua.LState, n int) {
 	}
 }
 
+// maxString is the string cap of the guard's calls.
+func (g *guard) maxString() int {
+	if g == nil {
+		return DefaultLimits.MaxString
+	}
+	return g.limits.MaxString
+}
+
 // chargeString checks and charges a string of n bytes built by fn.
 func (g *guard) chargeString(L *lua.LState, fn string, n int) {
 	if g != nil {

@@ -55,6 +55,7 @@ func TestBuiltinLimits(t *testing.T) {
 		{"pattern-hang.lua", "hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s", luaapi.Limits{}, 3 * time.Second},
 		{"sort-forever.lua", "hostile-sort: model exceeded a limit: a call ran longer than the limit of 500ms", luaapi.Limits{CallTimeout: 500 * time.Millisecond}, 1500 * time.Millisecond},
 		{"concat-parts.lua", "hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
+		{"shared-table.lua", `state.set("t"): the value is over 16777216 bytes of JSON, the limit`, luaapi.Limits{CallTimeout: time.Minute}, 30 * time.Second},
 		{"gsub-repeat.lua", "string.gsub: the result would be over 16777216 bytes, the limit", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -125,7 +125,7 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 			st.Delete(key)
 			return
 		}
-		g, err := toGo(v)
+		g, err := toGoL(L, v, m.guard.maxString())
 		if err != nil {
 			L.RaiseError("state.set(%q): %v", key, err)
 		}
@@ -167,7 +167,7 @@ func jsonModule(L *lua.LState, gd *guard) *lua.LTable {
 	t := L.NewTable()
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"encode": func(L *lua.LState) int {
-			g, err := toGo(L.Get(1))
+			g, err := toGoL(L, L.Get(1), gd.maxString())
 			if err == nil {
 				var b []byte
 				if b, err = json.Marshal(g); err == nil {
@@ -213,7 +213,7 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 			if m.writer == nil {
 				L.RaiseError("db.%s: the db is only usable inside update(db)", name)
 			}
-			row, err := toRow(rowArg(L))
+			row, err := toRow(L, rowArg(L), m.guard.maxString())
 			if err != nil {
 				L.RaiseError("db.%s: %v", name, err)
 			}
@@ -231,7 +231,7 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 			if m.writer == nil {
 				L.RaiseError("db.get: the db is only usable inside update(db)")
 			}
-			key, err := toRow(rowArg(L))
+			key, err := toRow(L, rowArg(L), m.guard.maxString())
 			if err != nil {
 				L.RaiseError("db.get: %v", err)
 			}
@@ -257,7 +257,9 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 	return t
 }
 
-func toRow(t *lua.LTable) (engine.Row, error) {
+// toRow converts a row table; its JSON may take up to max bytes.
+func toRow(L *lua.LState, t *lua.LTable, max int) (engine.Row, error) {
+	c := &converter{L: L, max: max, budget: max}
 	row := engine.Row{}
 	var err error
 	t.ForEach(func(k, v lua.LValue) {
@@ -269,7 +271,7 @@ func toRow(t *lua.LTable) (engine.Row, error) {
 			err = fmt.Errorf("row keys must be column names, got a %s", k.Type())
 			return
 		}
-		row[string(ks)], err = toGo(v)
+		row[string(ks)], err = c.conv(v, 0)
 		if err != nil {
 			err = fmt.Errorf("column %q: %v", ks, err)
 		}

@@ -70,7 +70,7 @@ func queueModule(L *lua.LState, m *Model) *lua.LTable {
 			case m.queue == nil:
 				L.RaiseError("queue.push is only available in process, update and done")
 			}
-			b, err := encodeWork(L.CheckAny(1))
+			b, err := encodeWork(L, L.CheckAny(1))
 			if err != nil {
 				L.ArgError(1, err.Error())
 			}
@@ -87,8 +87,8 @@ func queueModule(L *lua.LState, m *Model) *lua.LTable {
 	return t
 }
 
-func encodeWork(v lua.LValue) ([]byte, error) {
-	g, err := toGo(v)
+func encodeWork(L *lua.LState, v lua.LValue) ([]byte, error) {
+	g, err := toGoL(L, v, 2*MaxWorkItem) // the exact bound is checked on the JSON below
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (w *worker) Work(ctx context.Context, item []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	b, err := encodeWork(ret)
+	b, err := encodeWork(m.L, ret)
 	if err != nil {
 		return nil, fmt.Errorf("work returned a value that cannot be stored: %w", err)
 	}
