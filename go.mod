@@ -11,6 +11,7 @@ require (
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/valyala/fastjson v1.6.10
 	github.com/yuin/gopher-lua v1.1.2
+	layeh.com/gopher-luar v1.0.11
 )
 
 require (
