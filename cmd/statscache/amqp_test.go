@@ -274,7 +274,7 @@ func TestDaemonAMQPKillAndBrokerClose(t *testing.T) {
 		t.Fatalf("restarted on queue %s, want the stored %s", st.Queue, queue)
 	}
 	waitFor(c.len() + 300)
-	if n := amqptest.CloseConnections(t, conn); n != 1 {
+	if n := len(amqptest.CloseConnections(t, conn)); n != 1 {
 		t.Fatalf("closed %d connections named %s, want 1", n, conn)
 	}
 	waitFor(c.len() + 300)

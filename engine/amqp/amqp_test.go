@@ -352,8 +352,13 @@ func TestReconnectAfterBrokerClose(t *testing.T) {
 		}
 	}
 	publish(100)
-	if n := amqptest.CloseConnections(t, name); n != 1 {
-		t.Fatalf("closed %d connections named %s, want 1", n, name)
+	closed := amqptest.CloseConnections(t, name)
+	if len(closed) != 1 {
+		t.Fatalf("closed %d connections named %s, want 1", len(closed), name)
+	}
+	// Fedora's broker asks clients to name their application.
+	if !strings.Contains(closed[0], `"app"`) || !strings.Contains(closed[0], `"statscache"`) {
+		t.Errorf("client properties without app = statscache: %s", closed[0])
 	}
 	publish(100) // while the subscriber reconnects, and after
 	waitFor(t, "the reconnect", func() bool { return sub.Stats().Reconnects >= 1 })

@@ -187,15 +187,15 @@ func DeleteQueue(t testing.TB, queue string) {
 // CloseConnections closes, from the broker side, every connection whose
 // client-provided name is name (rabbitmqctl close_connection): what a
 // broker restart or `rabbitmqctl close_all_connections` does to a client,
-// without touching anyone else's connections. It returns how many it
-// closed.
-func CloseConnections(t testing.TB, name string) int {
+// without touching anyone else's connections. It returns the client
+// properties (as rabbitmqctl prints them) of each connection it closed.
+func CloseConnections(t testing.TB, name string) []string {
 	t.Helper()
 	out, err := exec.Command("rabbitmqctl", "-s", "list_connections", "pid", "client_properties").Output()
 	if err != nil {
 		t.Fatalf("rabbitmqctl list_connections: %v", err)
 	}
-	n := 0
+	var closed []string
 	for _, line := range strings.Split(string(out), "\n") {
 		pid, props, ok := strings.Cut(line, "\t")
 		if !ok || !strings.Contains(props, `"`+name+`"`) {
@@ -204,9 +204,9 @@ func CloseConnections(t testing.TB, name string) int {
 		if out, err := exec.Command("rabbitmqctl", "-q", "close_connection", pid, "closed by a statscache test").CombinedOutput(); err != nil {
 			t.Fatalf("rabbitmqctl close_connection %s: %v\n%s", pid, err, out)
 		}
-		n++
+		closed = append(closed, props)
 	}
-	return n
+	return closed
 }
 
 // DeclareQueue creates a durable queue bound to amq.topic with keys (as
