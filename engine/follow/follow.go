@@ -222,6 +222,8 @@ func (f *Follower) Run(ctx context.Context) error {
 
 	srcCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	defer stopLive()
 	var wg sync.WaitGroup
 	live := make(chan liveMsg, 1<<16)
 	liveDone := make(chan struct{})
@@ -243,9 +245,12 @@ func (f *Follower) Run(ctx context.Context) error {
 				f.log.Error("bus subscription stopped", "err", err)
 			}
 		}()
+		// The live loop outlives the subscription: it journals (and so
+		// acknowledges) everything the bus handed over before it stopped,
+		// then drains within Drain.
 		go func() {
 			defer close(liveDone)
-			f.liveLoop(srcCtx, live)
+			f.liveLoop(liveCtx, live)
 		}()
 	} else {
 		close(liveDone)
@@ -276,6 +281,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	<-ctx.Done()
 	stop()
 	wg.Wait()
+	stopLive()
 	<-liveDone
 	return nil
 }
