@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -158,7 +159,14 @@ func TestBrowserContributors(t *testing.T) {
 		}
 
 		b.open(srv.URL + "/web/dashboard")
-		b.wait("the dashboard", `return document.querySelectorAll('.card').length === 4`)
+		b.wait("the dashboard", `return document.querySelectorAll('.card').length === 4 && !!document.querySelector('.card[data-ident="contributors-1mo"] .latest .label')`)
+		// A month's card names the calendar month, not 2629746 s before its end.
+		if l := b.jsString(`return document.querySelector('.card[data-ident="contributors-1mo"] .latest .label').textContent`); !regexp.MustCompile(`2015-10-01 – 2015-11-01 UTC: the last complete month`).MatchString(l) {
+			t.Errorf("contributors-1mo card: %q, want October 2015 as the last complete month", l)
+		}
+		if l := b.jsString(`return document.querySelector('.card[data-ident="contributors-1w"] .latest .label').textContent`); !regexp.MustCompile(`2015-11-02 – 2015-11-09 UTC: the last complete week`).MatchString(l) {
+			t.Errorf("contributors-1w card: %q, want the week of Monday 2015-11-02", l)
+		}
 		b.click(`.nav a[href="/web/contributors"]`)
 		b.wait("the contributors page", `return document.body.dataset.contributorsReady === 'yes' && !!document.body.dataset.weekReady`)
 		if !b.jsBool(`return document.querySelector('.nav a[href="/web/contributors"]').getAttribute('aria-current') === 'page'`) {

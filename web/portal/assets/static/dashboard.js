@@ -189,7 +189,7 @@
       if (L !== null) {
         var head = SC.aggregate(r.headRows || asc.filter(function (x) { return x.timestamp === L; }), vcol, agg)[0];
         value(head ? head.v : 0);
-        label(vcol + ', ' + SC.fmtRange(L, m.interval) + ' UTC: the last complete ' + bucket + (agg === 'max' ? ' (peak)' : ''));
+        label(vcol + ', ' + SC.fmtRange(L, L - SC.bucketStart(m, L)) + ' UTC: the last complete ' + bucket + (agg === 'max' ? ' (peak)' : ''));
         c.latest.setAttribute('data-complete', String(L));
         if (sh.series && r.headRows && r.headRows.length) {
           var top = r.headRows.slice().sort(function (a, b) { return (b[vcol] || 0) - (a[vcol] || 0); })[0];
@@ -199,7 +199,7 @@
       }
       var fill = pts.length && pts[pts.length - 1].partial ? pts[pts.length - 1] : null;
       if (fill) {
-        label('now filling ' + SC.fmtRange(fill.t, m.interval) + ': ' + SC.fmtNum(fill.v) + ' so far (partial)', 'partial-note');
+        label('now filling ' + SC.fmtRange(fill.t, fill.t - SC.bucketStart(m, fill.t)) + ': ' + SC.fmtNum(fill.v) + ' so far (partial)', 'partial-note');
       }
       c.latest.setAttribute('data-agg', agg);
     }
