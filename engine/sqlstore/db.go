@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
@@ -45,6 +46,8 @@ type DB struct {
 	Path string
 	w, r *sql.DB
 	keep int // Options.KeepErrors
+	// codec compresses journal records (see rawcodec.go).
+	codec atomic.Pointer[codec]
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
@@ -79,6 +82,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	dicts, err := loadDicts(ctx, w)
+	if err == nil {
+		var c *codec
+		if c, err = newCodec(dicts); err == nil {
+			db.codec.Store(c)
+		}
+	}
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	q.Del("_txlock")
 	q.Set("_query_only", "1")
 	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
@@ -104,7 +118,8 @@ func (db *DB) Close() error {
 // fixups complete a migration with what SQL alone cannot do, in the
 // migration's transaction.
 var fixups = map[string]func(context.Context, *sql.Tx) error{
-	"0005_kept_figures.sql": keptFigures,
+	"0005_kept_figures.sql":      keptFigures,
+	"0010_journal_clustered.sql": clusterJournal,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -65,34 +65,33 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 		}
 		return false
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO journal (time_us, key, id, topic, raw, late) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	// The rows are written without ctx: with a cancellable context the
+	// driver starts a watcher goroutine per statement, which costs more
+	// than the insert itself. Cancellation is checked between statements.
+	fresh, dups, err := newKeys(ctx, tx, msgs)
 	if err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	defer stmt.Close()
+	res.Duplicates = dups
 	var delta journalDelta
-	// The rows are written without ctx: with a cancellable context the
-	// driver starts a watcher goroutine per statement, which costs more
-	// than the insert itself. Cancellation is checked between rows.
-	for i, m := range msgs {
-		if i%256 == 0 && ctx.Err() != nil {
-			return res, ctx.Err()
-		}
+	jrows := make([]journalRow, 0, len(fresh))
+	for _, m := range fresh {
 		late := 0
 		if isLate(m.Pos()) {
 			late = 1
 		}
-		r, err := stmt.Exec(m.TimeUS, m.Key, m.ID, m.Topic, m.Raw, late)
-		if err != nil {
-			return res, fmt.Errorf("append %s: %w", m.ID, err)
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			res.Duplicates++
-			continue
-		}
+		jrows = append(jrows, journalRow{m: m, late: late})
 		res.Added++
 		res.Late += late
 		delta.add(m.Pos(), late)
+	}
+	c, newDict, err := db.dictFor(ctx, tx, jrows)
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	c.packAll(jrows)
+	if err := insertJournal(ctx, tx, jrows); err != nil {
+		return res, fmt.Errorf("append: %w", err)
 	}
 	if err := addJournalStats(ctx, tx, delta); err != nil {
 		return res, fmt.Errorf("append: %w", err)
@@ -104,6 +103,9 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("append: commit: %w", err)
+	}
+	if newDict {
+		db.codec.Store(c)
 	}
 	return res, nil
 }
@@ -123,8 +125,12 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 	out := make([]*engine.Message, 0, limit)
 	for rows.Next() {
 		m := &engine.Message{}
-		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &m.Raw); err != nil {
+		var stored []byte
+		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &stored); err != nil {
 			return nil, fmt.Errorf("scan journal: %w", err)
+		}
+		if m.Raw, err = db.unpackRaw(ctx, stored); err != nil {
+			return nil, fmt.Errorf("scan journal at %s: %w", m.ID, err)
 		}
 		out = append(out, m)
 	}

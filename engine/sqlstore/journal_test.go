@@ -1,0 +1,151 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"statscache/engine"
+)
+
+func jmsg(t int64, key, raw string) *engine.Message {
+	return &engine.Message{TimeUS: t, Key: key, ID: "2015-" + key, Topic: "org.fedoraproject.prod.t" + fmt.Sprint(t%5), Raw: []byte(raw)}
+}
+
+// scanAll reads the whole journal as "time key raw" lines.
+func scanAll(t *testing.T, db *DB) string {
+	t.Helper()
+	var b strings.Builder
+	var after engine.Position
+	for {
+		msgs, err := db.Scan(context.Background(), after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			fmt.Fprintf(&b, "%d %s %s\n", m.TimeUS, m.Key, m.Raw)
+		}
+		if len(msgs) < 7 {
+			return b.String()
+		}
+		after = msgs[len(msgs)-1].Pos()
+	}
+}
+
+// Keys whose hashes collide are told apart: each is journaled once,
+// whether it collides with a key of an earlier append, of the same append,
+// or with one that itself collided.
+func TestJournalHashCollisions(t *testing.T) {
+	ctx := context.Background()
+	old := keyHash
+	keyHash = func(key string) int64 { return int64(len(key)) } // "a", "b", "c" collide
+	t.Cleanup(func() { keyHash = old })
+	db := openTest(t, 0)
+	if _, err := db.Register(ctx, testSpec("volume-1h")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		msgs       []*engine.Message
+		added, dup int
+	}{
+		{[]*engine.Message{jmsg(2, "a", "{1}"), jmsg(1, "b", "{2}"), jmsg(1, "b", "{dup}")}, 2, 1},
+		{[]*engine.Message{jmsg(1, "b", "{x}"), jmsg(3, "c", "{3}"), jmsg(2, "a", "{x}"), jmsg(3, "c", "{x}"), jmsg(9, "dd", "{4}")}, 2, 3},
+		{[]*engine.Message{jmsg(5, "c", "{x}"), jmsg(0, "b", "{x}"), jmsg(9, "dd", "{x}"), jmsg(4, "e", "{5}")}, 1, 3},
+	} {
+		res, err := db.Append(ctx, tc.msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Added != tc.added || res.Duplicates != tc.dup {
+			t.Errorf("append %d messages: added %d, duplicates %d; want %d and %d", len(tc.msgs), res.Added, res.Duplicates, tc.added, tc.dup)
+		}
+	}
+	want := "1 b {2}\n2 a {1}\n3 c {3}\n4 e {5}\n9 dd {4}\n"
+	if got := scanAll(t, db); got != want {
+		t.Errorf("journal:\n%s\nwant:\n%s", got, want)
+	}
+	if got := dumpQuery(t, db, `SELECT key FROM journal_collisions ORDER BY key`); got != "b\nc\ne" {
+		t.Errorf("collisions: %q", got)
+	}
+	if k, r := kept(t, db), recount(t, db); k != r {
+		t.Errorf("kept figures\n%s\nfull recount\n%s", k, r)
+	}
+}
+
+// Records come back byte for byte: compressed with the dictionary made
+// from the first append, small ones stored as received, one that starts
+// with the compressed mark, and after the database is opened again. A
+// second handle opened before the dictionary existed reads it when a
+// record names it.
+func TestJournalRecordsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "stats.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var msgs []*engine.Message
+	want := map[string][]byte{}
+	for i := 0; i < 300; i++ {
+		raw := fmt.Sprintf(`{"msg_id": "2015-k%04d", "topic": "org.fedoraproject.prod.buildsys.build.state.change", "msg": {"owner": "user%d", "name": "package-%d", "build_id": %d}}`, i, i%17, i%31, i*7919)
+		switch i {
+		case 5:
+			raw = "{}"
+		case 6:
+			raw = "\x00\x01 starts like a compressed record"
+		}
+		m := jmsg(int64(1000+i), fmt.Sprintf("k%04d", i), raw)
+		msgs = append(msgs, m)
+		want[m.Key] = m.Raw
+	}
+	if _, err := db.Append(ctx, msgs[:200]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Append(ctx, msgs[200:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpQuery(t, db, `SELECT count(*) FROM journal_dicts`); got != "1" {
+		t.Fatalf("dictionaries: %s", got)
+	}
+	var stored, input int
+	if err := db.w.QueryRow(`SELECT sum(length(raw)) FROM journal`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		input += len(m.Raw)
+	}
+	if stored*3 > input {
+		t.Errorf("records take %d bytes stored for %d received: want at most a third", stored, input)
+	}
+	check := func(name string, db *DB) {
+		got, err := db.Scan(ctx, engine.Position{}, 1000)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != len(msgs) {
+			t.Fatalf("%s: %d messages, want %d", name, len(got), len(msgs))
+		}
+		for _, m := range got {
+			if !bytes.Equal(m.Raw, want[m.Key]) {
+				t.Errorf("%s: %s: got %q, want %q", name, m.Key, m.Raw, want[m.Key])
+			}
+		}
+	}
+	check("writer", db)
+	check("handle opened before the dictionary", other)
+	db.Close()
+	db, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check("reopened", db)
+}
