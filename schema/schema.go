@@ -223,12 +223,17 @@ func SQLiteType(t Type) string {
 }
 
 // DDL returns the statements that create the table and its indexes in
-// SQLite, each idempotent. Every table gets an integer primary key, an index
-// on the timestamp, a unique index on the row key and an index on each
-// column declared with index = true.
+// SQLite, each idempotent. The table is stored in the order of its row key
+// (WITHOUT ROWID, the key as primary key), so an upsert finds and changes
+// its row in one B-tree, where a rowid table with a unique index on the key
+// kept the key twice and walked two. The "id" column numbers rows in the
+// order they were first inserted, as a rowid did (the store assigns it;
+// readers page by it), with an index of its own, which new rows extend at
+// its end. The timestamp gets an index unless the key starts with it, and
+// so does each column declared with index = true.
 func (t *Table) DDL() []string {
 	var cols []string
-	cols = append(cols, `"id" INTEGER PRIMARY KEY`)
+	cols = append(cols, `"id" INTEGER`)
 	for _, c := range t.Columns {
 		s := Quote(c.Name) + " " + SQLiteType(c.Type)
 		if c.NotNull {
@@ -236,14 +241,20 @@ func (t *Table) DDL() []string {
 		}
 		cols = append(cols, s)
 	}
-	q := Quote(t.Name)
-	stmts := []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", q, strings.Join(cols, ",\n  "))}
 	keys := make([]string, len(t.Key))
 	for i, k := range t.Key {
 		keys[i] = Quote(k)
 	}
-	stmts = append(stmts, fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", Quote(t.Name+"_key"), q, strings.Join(keys, ", ")))
-	indexed := []string{TimestampColumn}
+	cols = append(cols, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	q := Quote(t.Name)
+	stmts := []string{
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) WITHOUT ROWID", q, strings.Join(cols, ",\n  ")),
+		fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", Quote(t.Name+"_id"), q, Quote("id")),
+	}
+	var indexed []string
+	if t.Key[0] != TimestampColumn {
+		indexed = append(indexed, TimestampColumn)
+	}
 	for _, c := range t.Columns {
 		if c.Index && c.Name != TimestampColumn {
 			indexed = append(indexed, c.Name)

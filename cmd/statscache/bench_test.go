@@ -20,6 +20,16 @@ func benchCount() int {
 	return 20000
 }
 
+// benchCorpus is the corpus of the replay benchmarks: the file named by
+// STATSCACHE_BENCH_CORPUS when set (so that statscache and the PostgreSQL
+// anchor run on the same records, see .ci/bench), else n generated messages.
+func benchCorpus(b *testing.B, n int) string {
+	if f := os.Getenv("STATSCACHE_BENCH_CORPUS"); f != "" {
+		return f
+	}
+	return genCorpus(b, n, 1, false)
+}
+
 // volumeScripts copies the three volume scripts (11 model instances) to a
 // directory of their own.
 func volumeScripts(b *testing.B) string {
@@ -49,7 +59,7 @@ func benchReplay(b *testing.B, c *common, files []string) {
 // is already filled (the catch-up of a new or restarted model).
 func BenchmarkReplay(b *testing.B) {
 	n := benchCount()
-	corpus := genCorpus(b, n, 1, false)
+	corpus := benchCorpus(b, n)
 	scriptsDir := volumeScripts(b)
 	empty := b.TempDir()
 	report := func(b *testing.B, elapsed time.Duration) {

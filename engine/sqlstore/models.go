@@ -19,6 +19,10 @@ type modelTable struct {
 	ident string
 	t     schema.Table
 	cols  map[string]schema.Column
+	// clustered: the table is stored in key order (schema.DDL), and the
+	// store numbers new rows in "id". Tables created before keep their
+	// rowid, which numbers them.
+	clustered bool
 }
 
 // Register creates the model's table if needed and records its spec. A
@@ -63,18 +67,29 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 			return st, fmt.Errorf("update model: %w", err)
 		}
 	}
-	for _, stmt := range t.DDL() {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return st, fmt.Errorf("create table %s: %w", t.Name, err)
+	// An existing table keeps its form: one created before tables were
+	// stored in key order keeps its rowid and unique key index.
+	var ddl string
+	err = tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`, t.Name).Scan(&ddl)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		for _, stmt := range t.DDL() {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return st, fmt.Errorf("create table %s: %w", t.Name, err)
+			}
 		}
+		ddl = t.DDL()[0]
+	case err != nil:
+		return st, fmt.Errorf("read table %s: %w", t.Name, err)
 	}
+	clustered := strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID")
 	if err := keepRowCount(ctx, tx, t.Name); err != nil {
 		return st, err
 	}
 	if err := tx.Commit(); err != nil {
 		return st, fmt.Errorf("commit: %w", err)
 	}
-	mt := &modelTable{ident: spec.Ident, t: t, cols: map[string]schema.Column{}}
+	mt := &modelTable{ident: spec.Ident, t: t, cols: map[string]schema.Column{}, clustered: clustered}
 	for _, c := range t.Columns {
 		mt.cols[c.Name] = c
 	}
@@ -150,6 +165,9 @@ type modelTx struct {
 	keep  int // Options.KeepErrors
 	stmts map[string]*sql.Stmt
 	done  bool
+	// nextID is the "id" the next new row of a clustered table gets; 0
+	// until read.
+	nextID int64
 }
 
 func (m *modelTx) stmt(query string) (*sql.Stmt, error) {
@@ -209,8 +227,19 @@ func sameCols(cols []string, r engine.Row) bool {
 
 func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {
 	t := &m.mt.t
-	args := make([]any, 0, len(cols)*len(ops))
+	args := make([]any, 0, (len(cols)+1)*len(ops))
+	if m.mt.clustered && m.nextID == 0 {
+		if err := m.tx.QueryRowContext(m.ctx, `SELECT coalesce(max("id"), 0) + 1 FROM `+schema.Quote(t.Name)).Scan(&m.nextID); err != nil {
+			return fmt.Errorf("write %s: %w", m.mt.ident, err)
+		}
+	}
 	for _, op := range ops {
+		if m.mt.clustered {
+			// Every row is numbered; an upsert that updates a row keeps
+			// its number (the SET below leaves "id" alone).
+			args = append(args, m.nextID)
+			m.nextID++
+		}
 		for _, c := range cols {
 			col, ok := m.mt.cols[c]
 			if !ok {
@@ -225,6 +254,11 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "INSERT INTO %s (", schema.Quote(t.Name))
+	n := len(cols)
+	if m.mt.clustered {
+		b.WriteString(`"id", `)
+		n++
+	}
 	for i, n := range cols {
 		if i > 0 {
 			b.WriteString(", ")
@@ -232,7 +266,7 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 		b.WriteString(schema.Quote(n))
 	}
 	b.WriteString(") VALUES ")
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 	for i := range ops {
 		if i > 0 {
 			b.WriteString(", ")

@@ -1,0 +1,64 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"statscache/engine"
+)
+
+// A new model table is stored in key order: one B-tree for the rows (no
+// unique index beside a rowid), rows numbered in "id" in the order they
+// were first inserted, an update keeping its row's number. A table created
+// in the old form (rowid and unique key index) keeps working as it was.
+func TestModelTableForms(t *testing.T) {
+	ctx := context.Background()
+	add := func(ts float64, cat string, n int64) engine.RowOp {
+		return engine.RowOp{Kind: engine.OpAdd, Row: engine.Row{"timestamp": ts, "category": cat, "volume": n}}
+	}
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old=%v", old), func(t *testing.T) {
+			db := openTest(t, 0)
+			sp := testSpec("volume-1h")
+			if old {
+				for _, q := range []string{
+					`CREATE TABLE model_volume_1h ("id" INTEGER PRIMARY KEY, "timestamp" REAL NOT NULL, "category" TEXT NOT NULL, "volume" INTEGER)`,
+					`CREATE UNIQUE INDEX model_volume_1h_key ON model_volume_1h ("timestamp", "category")`,
+					`CREATE INDEX model_volume_1h_timestamp ON model_volume_1h ("timestamp")`,
+				} {
+					if _, err := db.w.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if _, err := db.Register(ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+			commitBatch(t, db, "volume-1h", []engine.RowOp{add(3600, "b", 1), add(3600, "a", 2)}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "a"}})
+			commitBatch(t, db, "volume-1h", []engine.RowOp{add(7200, "a", 5), add(3600, "b", 10)}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 2, Key: "a"}})
+			got := dumpQuery(t, db, `SELECT "id", "timestamp", category, volume FROM model_volume_1h ORDER BY "id"`)
+			// In a new table the update of (3600, b) is given number 4,
+			// which it does not keep.
+			want := "1|3600|b|11\n2|3600|a|2\n3|7200|a|5"
+			if got != want {
+				t.Errorf("rows:\n%s\nwant:\n%s", got, want)
+			}
+			schemaSQL := dumpQuery(t, db, `SELECT group_concat(sql, ';') FROM sqlite_schema WHERE tbl_name = 'model_volume_1h'`)
+			if clustered := strings.Contains(schemaSQL, "WITHOUT ROWID"); clustered == old {
+				t.Errorf("schema: %s", schemaSQL)
+			}
+			if !old && strings.Contains(schemaSQL, "UNIQUE") {
+				t.Errorf("a new table has a unique index: %s", schemaSQL)
+			}
+			if k, r := kept(t, db), recount(t, db); k != r {
+				t.Errorf("kept figures\n%s\nfull recount\n%s", k, r)
+			}
+			row, err := db.GetRow(ctx, "volume-1h", engine.Row{"timestamp": 3600.0, "category": "b"})
+			if err != nil || fmt.Sprint(row["volume"]) != "11" {
+				t.Errorf("GetRow: %v, %v", row, err)
+			}
+		})
+	}
+}
