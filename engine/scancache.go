@@ -17,6 +17,10 @@ import (
 type scanCache struct {
 	scan func(ctx context.Context, after Position, limit int) ([]*Message, error)
 	max  int
+	// maxBytes bounds the records the cache holds: the batches of 64
+	// runners far apart are 128,000 messages, most of a replay's memory.
+	maxBytes int
+	bytes    int // records of the entries held, counted when read
 
 	mu      sync.Mutex
 	entries map[Position]*scanEntry
@@ -29,11 +33,15 @@ type scanEntry struct {
 	msgs  []*Message
 	err   error
 	limit int
+	bytes int // counted in scanCache.bytes
 }
 
 func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
-	return &scanCache{scan: scan, max: max, entries: map[Position]*scanEntry{}}
+	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, entries: map[Position]*scanEntry{}}
 }
+
+// defaultScanCacheBytes bounds the records a scanCache holds.
+const defaultScanCacheBytes = 32 << 20
 
 // next returns up to limit messages after the position, in order.
 func (c *scanCache) next(ctx context.Context, after Position, limit int) ([]*Message, error) {
@@ -73,9 +81,20 @@ func (c *scanCache) next(ctx context.Context, after Position, limit int) ([]*Mes
 		}
 		c.mu.Unlock()
 	} else {
+		n := 0
+		for _, m := range e.msgs {
+			n += len(m.Raw) + 128
+		}
 		c.mu.Lock()
 		if end := e.msgs[len(e.msgs)-1].Pos(); c.high.Less(end) {
 			c.high = end
+		}
+		if c.entries[after] == e {
+			e.bytes = n
+			c.bytes += n
+			for c.bytes > c.maxBytes && len(c.order) > 1 {
+				c.remove(c.order[0])
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -83,6 +102,9 @@ func (c *scanCache) next(ctx context.Context, after Position, limit int) ([]*Mes
 }
 
 func (c *scanCache) remove(p Position) {
+	if e := c.entries[p]; e != nil {
+		c.bytes -= e.bytes
+	}
 	delete(c.entries, p)
 	for i, q := range c.order {
 		if q == p {
@@ -102,5 +124,6 @@ func (c *scanCache) inserted(from Position) {
 	}
 	c.entries = map[Position]*scanEntry{}
 	c.order = nil
+	c.bytes = 0
 	c.high = Position{}
 }
