@@ -203,6 +203,9 @@ func (p *pipeline) ingestFile(ctx context.Context, path string, lim engine.Limit
 	return p.ingest(ctx, path, f, lim, st)
 }
 
+// replayBatch is how many records replay journals per transaction.
+const replayBatch = 10000
+
 // ingest journals the records read from in; name labels them in rejects.
 func (p *pipeline) ingest(ctx context.Context, name string, in io.Reader, lim engine.Limits, st *ingestStats) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -211,7 +214,10 @@ func (p *pipeline) ingest(ctx context.Context, name string, in io.Reader, lim en
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(batches)
-		r := filesource.Reader{Limits: lim}
+		// Large batches: an append writes each page of the journal's key
+		// hashes it touches once, however many of its keys fall there,
+		// and those pages are spread at random (see migration 0010).
+		r := filesource.Reader{Limits: lim, BatchSize: replayBatch}
 		readErr <- r.Read(ctx, name, in, func(b filesource.Batch) error {
 			select {
 			case batches <- b:
