@@ -66,6 +66,9 @@ type Script struct {
 	proto  *lua.FunctionProto
 	decl   *declaration
 	source []byte
+	// version is the model's Version: the source's and, when the script
+	// requires helpers from lib/, theirs too (see version).
+	version string
 }
 
 type declaration struct {
@@ -248,6 +251,30 @@ func luaError(path string, err error) error {
 	return &ScriptError{File: path, Msg: msg}
 }
 
+// version identifies a script's code for reload: its source and the
+// sources of the lib files its top level requires (the helpers it shares
+// with other scripts, such as lib/system_accounts.lua), so that editing a
+// helper and reloading restarts the models that use it, with the new
+// helper, from their cursors.
+func version(src []byte, libs map[string][]byte) string {
+	if len(libs) == 0 {
+		sum := sha256.Sum256(src)
+		return hex.EncodeToString(sum[:])[:16]
+	}
+	h := sha256.New()
+	h.Write(src)
+	files := make([]string, 0, len(libs))
+	for f := range libs {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", f, len(libs[f]))
+		h.Write(libs[f])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
 // declare runs the script in a scratch state to capture its model{...}
 // declaration and check its contract.
 func (s *Script) declare(opts Options) error {
@@ -267,7 +294,9 @@ func (s *Script) declare(opts Options) error {
 		s.decl.line = currentLine(L)
 		return 0
 	}))
-	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler), guard: g})
+	libs := map[string][]byte{}
+	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler), guard: g,
+		recordLib: func(file string, src []byte) { libs[file] = src }})
 	L.Push(L.NewFunctionFromProto(s.proto))
 	g.enter(lim.CallTimeout)
 	err := L.PCall(0, 0, nil)
@@ -296,6 +325,7 @@ func (s *Script) declare(opts Options) error {
 	if err := s.parseDecl(decl); err != nil {
 		return err
 	}
+	s.version = version(s.source, libs)
 	return s.checkQueue(L, decl, opts)
 }
 
@@ -620,7 +650,7 @@ func (s *Script) spec(iv time.Duration) (*engine.ModelSpec, error) {
 	ident := engine.Ident(d.name, iv)
 	spec := &engine.ModelSpec{
 		Ident: ident, Name: d.name, Summary: d.summary, Description: d.description,
-		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Line: d.line, Layout: d.layout, Version: s.Hash[:16],
+		Interval: iv, Backlog: d.backlog, Topics: d.topics, Script: s.Path, Line: d.line, Layout: d.layout, Version: s.version,
 		Table: schema.Table{
 			Name:    schema.TableName(ident),
 			Columns: append([]schema.Column(nil), d.columns...),

@@ -46,6 +46,9 @@ type Model struct {
 	// worker is set on the instances that run work (see queue.go): they
 	// have no state, db or queue, and they have http.
 	worker bool
+	// recordLib, set only while a script's declaration is read, is told of
+	// every lib file the script requires (see Script.version).
+	recordLib func(file string, src []byte)
 	// workCtx is the context of the work call under way, for http.
 	workCtx context.Context
 	// temporary is set when the running work call raised an error worth

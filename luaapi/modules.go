@@ -29,7 +29,7 @@ func installHost(L *lua.LState, m *Model) {
 	L.SetGlobal("queue", queueModule(L, m))
 	L.SetGlobal("http", httpModule(L, m))
 	L.SetGlobal("retry", L.NewFunction(luaRetry(m)))
-	installRequire(L, m.opts.Lib, m.opts.LibLabel)
+	installRequire(L, m.opts.Lib, m.opts.LibLabel, m.recordLib)
 	if m.opts.Meta != nil {
 		L.SetGlobal("meta", metaModule(L, m, m.opts.Meta))
 	} else {

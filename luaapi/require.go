@@ -19,7 +19,10 @@ var moduleNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-
 // model state and returns what it returned. No other file can be reached:
 // names are plain dotted identifiers, and the folder is an fs.FS rooted at
 // lib.
-func installRequire(L *lua.LState, lib fs.FS, label string) {
+//
+// record, when not nil, is told of every file loaded (its path under lib
+// and its source), so that a script's version covers the helpers it uses.
+func installRequire(L *lua.LState, lib fs.FS, label string, record func(file string, src []byte)) {
 	loaded := L.NewTable()
 	loading := map[string]bool{}
 	L.SetGlobal("require", L.NewFunction(func(L *lua.LState) int {
@@ -41,6 +44,9 @@ func installRequire(L *lua.LState, lib fs.FS, label string) {
 		src, err := fs.ReadFile(lib, file)
 		if err != nil {
 			L.RaiseError("require(%q): %s/%s: not found", name, label, file)
+		}
+		if record != nil {
+			record(file, src)
 		}
 		chunk, err := parse.Parse(bytes.NewReader(src), label+"/"+file)
 		if err != nil {

@@ -1,8 +1,9 @@
 -- system_accounts: the accounts that are not people. The contributor
 -- models (contributors, contributor-retention, activity-by-category) count
 -- the users fedmsg.meta finds in a message (meta.usernames) except these.
--- Edit this one file to change the rule for all of them; a reload rebuilds
--- their tables from the journal.
+-- Edit this one file to change the rule for all of them: a reload restarts
+-- them with the new list from their cursors (rows already written keep
+-- the old rule; replay into a new database to recount the history).
 --
 -- Every name below was seen in a real bus message of the shared corpus (the
 -- fedmsg.meta test cases and the bus samples): as a user fedmsg.meta
