@@ -389,21 +389,23 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 
 // needFrom is where the journal must be complete from: the earliest
 // position of any model (a model needs nothing before its position), or
-// Start when there is no model.
+// Start when there is no model. A model with no start (math.MinInt64)
+// wants the whole journal, which Start stands for; another model's
+// earlier position still counts.
 func (f *Follower) needFromLocked(pos map[string]int64) int64 {
 	need := int64(math.MaxInt64)
 	for _, p := range pos {
+		if p == math.MinInt64 && !f.cfg.Start.IsZero() {
+			p = f.cfg.Start.UnixMicro()
+		}
 		need = min(need, p)
 	}
-	if need == math.MinInt64 || need == math.MaxInt64 {
-		// A model that wants the whole journal, or none at all: the
-		// daemon's start.
+	if need == math.MaxInt64 {
+		// No model: the daemon's start, or the live region.
 		if !f.cfg.Start.IsZero() {
 			return f.cfg.Start.UnixMicro()
 		}
-		if need == math.MaxInt64 && f.liveFrom != math.MaxInt64 {
-			return f.liveFrom
-		}
+		return f.liveFrom
 	}
 	return need
 }
