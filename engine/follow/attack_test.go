@@ -3,10 +3,13 @@ package follow_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,6 +308,91 @@ func TestPositionInsideAHole(t *testing.T) {
 	}()
 	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
 		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+}
+
+// TestSilentBusWithArchive: the bus never delivers anything (a wrong
+// endpoint). The models follow the archive, a settle lag behind, end
+// exact with nothing late, and /status has no live region.
+func TestSilentBusWithArchive(t *testing.T) {
+	w, all := scenario(t, 53)
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	r := w.startWith(nil, w.cfg.Start, w.arch, silentBus{}, newMinuteModel("a"))
+	defer r.stop()
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish: %s", diff(w.table("a"), want))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+	if st := r.fol.Status(); st.LiveFrom != nil {
+		t.Errorf("status has a live region from %v though the bus delivered nothing", st.LiveFrom)
+	}
+}
+
+// datagrepper serves msgs as datagrepper's /raw does (start and end
+// inclusive, ascending, 100 a page), and lies about the total of every
+// query that covers the instant lie while lying() says so: a window whose
+// count never adds up.
+func datagrepper(msgs []*engine.Message, lie int64, lying func() bool) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		start, _ := strconv.ParseFloat(q.Get("start"), 64)
+		end, _ := strconv.ParseFloat(q.Get("end"), 64)
+		page, _ := strconv.Atoi(q.Get("page"))
+		in := []json.RawMessage{}
+		for _, m := range msgs {
+			if ts := float64(m.TimeUS) / 1e6; ts >= start && ts <= end {
+				rec, _ := json.Marshal(map[string]any{"msg_id": m.ID, "topic": m.Topic, "timestamp": ts, "msg": json.RawMessage(m.Raw)})
+				in = append(in, rec)
+			}
+		}
+		total := len(in)
+		if lying() && float64(lie)/1e6 >= start && float64(lie)/1e6 <= end {
+			total++
+		}
+		lo := min((page-1)*100, len(in))
+		hi := min(lo+100, len(in))
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"raw_messages": in[lo:hi], "total": total,
+			"pages": (total + 99) / 100, "count": hi - lo})
+	}))
+}
+
+// TestArchiveTotalNeverAddsUp: one window of the history never adds up
+// (the archive counts a row it never returns). The real archive client
+// gives up on it; the models wait before it, never skip it, and /status
+// says why; once the archive is consistent again everything ends exact.
+func TestArchiveTotalNeverAddsUp(t *testing.T) {
+	w, all := scenario(t, 59)
+	lie := T0.Add(-90 * time.Minute).UnixMicro()
+	var lying atomic.Bool
+	lying.Store(true)
+	srv := datagrepper(sortMsgs(append([]*engine.Message(nil), all...)), lie, lying.Load)
+	defer srv.Close()
+	arch := &archive.Client{BaseURL: srv.URL, Window: 10 * time.Minute, MaxRefetch: 2, Retries: 1,
+		BackoffMin: time.Millisecond, BackoffMax: time.Millisecond, Logger: quiet()}
+	want := recount(all, w.cfg.Start, T0.Add(time.Hour))
+	w.bus.from = w.clock.Now().UnixMicro()
+	r := w.startWith(nil, w.cfg.Start, arch, w.bus, newMinuteModel("a"))
+	defer r.stop()
+	r.drive(2*time.Second, 10*time.Second, func() bool { return !w.clock.Now().Before(T0.Add(4 * time.Minute)) })
+	st := r.fol.Status()
+	if !strings.Contains(st.LastError, "total") || !st.Unreachable {
+		t.Errorf("status does not say the window does not add up: %q", st.LastError)
+	}
+	if held, ok := st.Held["a"]; !ok || held.UnixMicro() > lie {
+		t.Errorf("model a held at %v, want at or before the window that does not add up (%v)", held, time.UnixMicro(lie).UTC())
+	}
+	if got := w.table("a"); sum(got) > sum(recount(all, w.cfg.Start, time.UnixMicro(lie))) {
+		t.Errorf("model a counted %d messages, more than there are before the window that does not add up", sum(got))
+	}
+	lying.Store(false)
+	if !r.drive(2*time.Second, 30*time.Second, w.done(want, "a")) {
+		t.Errorf("did not finish once the archive added up: %s", diff(w.table("a"), want))
 	}
 	if n := w.late(); n != 0 {
 		t.Errorf("%d messages late", n)
