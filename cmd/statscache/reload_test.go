@@ -98,10 +98,19 @@ func TestReloadUnderTraffic(t *testing.T) {
 	// Change a table: volume-by-topic gets a new column. While its new
 	// table is built, the API must keep serving complete tables.
 	src := read("volume-by-topic.lua")
-	src = strings.Replace(src, `{name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},`,
-		`{name = "volume", type = "integer", not_null = true, doc = "messages in the bucket"},
-    {name = "words", type = "integer", doc = "words in the topic"},`, 1)
-	src = strings.Replace(src, `db:add{timestamp = ts, topic = topic, volume = n}`, `db:add{timestamp = ts, topic = topic, volume = n, words = select(2, topic:gsub("%.", "")) + 1}`, 1)
+	// Edits that no longer match the shipped script would leave the table
+	// unchanged and the test testing nothing: each must change the source.
+	edit := func(old, new string) {
+		t.Helper()
+		if !strings.Contains(src, old) {
+			t.Fatalf("volume-by-topic.lua no longer holds %q: update the test", old)
+		}
+		src = strings.Replace(src, old, new, 1)
+	}
+	edit(`{name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},`,
+		`{name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
+    {name = "words", type = "integer", aggregate = "none", doc = "words in the topic"},`)
+	edit(`db:add{timestamp = ts, topic = topic, volume = n}`, `db:add{timestamp = ts, topic = topic, volume = n, words = select(2, topic:gsub("%.", "")) + 1}`)
 	write("volume-by-topic.lua", src)
 	var prev int64
 	watchDone := make(chan struct{})
