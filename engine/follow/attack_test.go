@@ -398,3 +398,33 @@ func TestArchiveTotalNeverAddsUp(t *testing.T) {
 		t.Errorf("%d messages late", n)
 	}
 }
+
+// TestDuplicateKeysAcrossWindows: the archive holds some messages twice
+// under distant timestamps (its unique key is (msg_id, timestamp)), 45
+// minutes apart, in other windows of the history fill. Each is counted
+// once (the journal is unique on the key) and nothing is late.
+func TestDuplicateKeysAcrossWindows(t *testing.T) {
+	w, all := scenario(t, 61)
+	var dups []*engine.Message
+	for i, m := range all[:600] { // history
+		if i%50 == 0 {
+			d := clone(m)
+			d.TimeUS = m.TimeUS + (45 * time.Minute).Microseconds() // another window
+			if d.TimeUS >= T0.UnixMicro() {
+				d.TimeUS = m.TimeUS - (45 * time.Minute).Microseconds()
+			}
+			dups = append(dups, d)
+		}
+	}
+	w.arch.msgs = sortMsgs(append(w.arch.msgs, dups...))
+	r := w.start(nil, w.cfg.Start, newMinuteModel("a"))
+	defer r.stop()
+	total := int64(len(all))
+	r.drive(2*time.Second, 30*time.Second, func() bool { return sum(w.table("a")) >= total && w.clock.Now().After(T0.Add(8*time.Minute)) })
+	if got := sum(w.table("a")); got != total {
+		t.Errorf("counted %d messages, want %d (%d archived twice)", got, total, len(dups))
+	}
+	if n := w.late(); n != 0 {
+		t.Errorf("%d messages late", n)
+	}
+}
