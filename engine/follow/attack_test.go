@@ -428,3 +428,44 @@ func TestDuplicateKeysAcrossWindows(t *testing.T) {
 		t.Errorf("%d messages late", n)
 	}
 }
+
+// TestArchiveLagsMoreThanSettle: datanommer is 3 minutes behind (a
+// consumer backlog) while --settle is 1 minute, and the bus loses a few
+// messages after the seam. The seam and the check against the archive
+// take spans as complete before the archive holds all their messages: the
+// messages the bus lost, and the history of the minutes before the start
+// (only ever in the archive), never reach the journal, not even as late
+// (23 of 900 here).
+func TestArchiveLagsMoreThanSettle(t *testing.T) {
+	t.Skip("known: a span is fetched once, when it is --settle old; an archive that lags more than that (datanommer backlog) makes it complete without the messages the bus lost there, and nothing checks it again (a second check at a multiple of --settle would)")
+	w, all := scenario(t, 67)
+	seamEnd := T0.Add(w.cfg.Margin + 2*time.Second).UnixMicro()
+	lost := 0
+	w.bus.drop = func(m *engine.Message) bool {
+		if m.TimeUS >= seamEnd && lost < 10 && m.TimeUS%3 == 0 {
+			lost++
+			return true
+		}
+		return false
+	}
+	arch := &laggingArchive{clock: w.clock, lag: 3 * time.Minute, all: sortMsgs(append([]*engine.Message(nil), all...))}
+	w.bus.from = w.clock.Now().UnixMicro()
+	r := w.startWith(nil, w.cfg.Start, arch, w.bus, newMinuteModel("a"))
+	defer r.stop()
+	r.drive(2*time.Second, 30*time.Second, func() bool { return w.clock.Now().After(T0.Add(20 * time.Minute)) })
+	if lost == 0 {
+		t.Fatal("the bus lost nothing: the test does not test")
+	}
+	db, err := sql.Open("sqlite3", "file:"+w.path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM journal`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(all) {
+		t.Errorf("the journal holds %d messages, the archive %d: %d lost by the bus never fetched", n, len(all), len(all)-n)
+	}
+}
