@@ -386,17 +386,6 @@ func (e *Engine) Run(ctx context.Context, follow bool) error {
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // Positions returns, for every model, where it stands in time (unix µs):
 // its committed cursor, or where its history starts when it has committed
 // nothing yet (math.MinInt64 for a model that wants the whole journal).

@@ -222,7 +222,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 				return
 			}
 			r.log.Error("read journal", "after", r.cursor, "err", err)
-			if !sleep(ctx, backoff) {
+			if !Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 10*time.Second)
@@ -570,7 +570,7 @@ func (r *runner) commit(ctx context.Context) {
 		if r.stallReason() == "" {
 			r.log.Error("commit failed", "err", err, "retry_in", wait)
 		}
-		if !sleep(ctx, wait) {
+		if !Sleep(ctx, wait) {
 			// Shutting down: the batch stays uncommitted (and prepared,
 			// should the last commit at exit succeed); the next start
 			// processes it again from the cursor.

@@ -279,7 +279,7 @@ func (q *workQueue) work(ctx context.Context, w Worker) {
 				break
 			}
 			q.log.Warn("work failed; trying again", "item", it.Seq, "err", res.err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
+			if !Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, maxWorkBackoff)

@@ -168,7 +168,13 @@ var runningRe = regexp.MustCompile(`statscache is running: http://([0-9.:]+)/`)
 
 func startDaemon(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
-	cmd := command(append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	return startProc(t, "daemon", command(append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...))
+}
+
+// startProc starts a "run" or "demo" process and waits until it says
+// where it serves.
+func startProc(t *testing.T, what string, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	d := &daemonProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
@@ -183,11 +189,11 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 		}
 		select {
 		case err := <-d.done:
-			t.Fatalf("daemon exited: %v\n%s", err, d.out.String())
+			t.Fatalf("%s exited: %v\n%s", what, err, d.out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("daemon did not start:\n%s", d.out.String())
+	t.Fatalf("%s did not start:\n%s", what, d.out.String())
 	return nil
 }
 

@@ -14,26 +14,7 @@ func startDemo(t *testing.T, dir string, args ...string) *daemonProc {
 	t.Helper()
 	cmd := command(append([]string{"demo", "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "demo.db"), "--every", "100ms"}, args...)...)
 	cmd.Dir = dir
-	d := &daemonProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := runningRe.FindStringSubmatch(d.out.String()); m != nil {
-			d.addr = m[1]
-			return d
-		}
-		select {
-		case err := <-d.done:
-			t.Fatalf("demo exited: %v\n%s", err, d.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("demo did not start:\n%s", d.out.String())
-	return nil
+	return startProc(t, "demo", cmd)
 }
 
 // waitOutput waits until the process has written want.

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -404,7 +403,7 @@ func (s *Subscriber) RunFunc(ctx context.Context, deliver func(ctx context.Conte
 		s.setErr(err)
 		s.state.Store(StateDisconnected)
 		s.log.Warn("amqp: connection lost, reconnecting", "err", err, "retry_in", backoff)
-		if !sleep(ctx, jitter(backoff)) {
+		if !engine.Sleep(ctx, engine.Jitter(backoff)) {
 			break
 		}
 		backoff = min(backoff*2, s.cfg.ReconnectMax)
@@ -773,23 +772,4 @@ func clip(s string) string {
 		return fmt.Sprintf("%x", s)
 	}
 	return s
-}
-
-// jitter spreads reconnects of many subscribers over [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + mrand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -260,7 +259,7 @@ func (s *Subscriber) runEndpoint(ctx context.Context, name, ep string, fn func(c
 			}
 			s.dialErrors.Add(1)
 			log.Warn("bus: cannot connect, will retry", "err", err, "retry_in", backoff)
-			if !sleep(ctx, jitter(backoff)) {
+			if !engine.Sleep(ctx, engine.Jitter(backoff)) {
 				break
 			}
 			backoff = min(backoff*2, s.cfg.ReconnectMax)
@@ -310,7 +309,7 @@ func (s *Subscriber) runEndpoint(ctx context.Context, name, ep string, fn func(c
 			s.rejectf(log, name, ReasonFrameSize, nil, "%v; reconnecting", big)
 		}
 		log.Warn("bus: connection lost, reconnecting", "err", rerr, "retry_in", backoff)
-		if !sleep(ctx, jitter(backoff)) {
+		if !engine.Sleep(ctx, engine.Jitter(backoff)) {
 			break
 		}
 		backoff = min(backoff*2, s.cfg.ReconnectMax)
@@ -385,23 +384,4 @@ func clip(b []byte) string {
 		return fmt.Sprintf("%x", b)
 	}
 	return string(b)
-}
-
-// jitter spreads reconnects of many subscribers over [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -349,7 +349,7 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 				break
 			}
 			f.log.Error("journal live messages; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
+			if !engine.Sleep(ctx, time.Second) {
 				return // not acknowledged: the bus redelivers (AMQP) or the archive fills them
 			}
 		}
@@ -596,17 +596,6 @@ func (f *Follower) setError(msg string, unreachable bool) {
 	f.mu.Lock()
 	f.lastErr, f.unreach = msg, unreachable
 	f.mu.Unlock()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func fmtSpan(s engine.Span) string {
