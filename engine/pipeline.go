@@ -35,6 +35,13 @@ type Config struct {
 	// BatchInterval is the longest a model holds processed messages before
 	// committing them, when messages trickle in.
 	BatchInterval time.Duration
+	// IdleCommit, when positive and shorter than BatchInterval, is how long
+	// a following model that has caught up with the journal and the
+	// watermark holds what it processed: a daemon then shows a live message
+	// sooner (BatchInterval alone adds up to a second to every message's
+	// latency), while a model that is catching up still commits by
+	// BatchSize and BatchInterval, where commits cost throughput.
+	IdleCommit time.Duration
 	// ScanSize is how many journal rows the feed reads at a time.
 	ScanSize int
 	// FlushRetries is how many times a model's failing flush is retried

@@ -259,7 +259,11 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			return
 		}
 		if r.hasPending() {
-			wait := r.e.cfg.BatchInterval - time.Since(r.lastCommit)
+			hold := r.e.cfg.BatchInterval
+			if c := r.e.cfg.IdleCommit; c > 0 && c < hold {
+				hold = c
+			}
+			wait := hold - time.Since(r.lastCommit)
 			if wait <= 0 {
 				r.commit(ctx)
 				continue

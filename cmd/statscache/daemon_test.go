@@ -166,7 +166,7 @@ func (s *syncBuffer) String() string {
 
 var runningRe = regexp.MustCompile(`statscache is running: http://([0-9.:]+)/`)
 
-func startDaemon(t *testing.T, args ...string) *daemonProc {
+func startDaemon(t testing.TB, args ...string) *daemonProc {
 	t.Helper()
 	return startProc(t, "daemon", command(append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...))
 }
@@ -197,7 +197,7 @@ func startProc(t *testing.T, what string, cmd *exec.Cmd) *daemonProc {
 	return nil
 }
 
-func (d *daemonProc) stop(t *testing.T) {
+func (d *daemonProc) stop(t testing.TB) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -211,7 +211,7 @@ func (d *daemonProc) stop(t *testing.T) {
 	}
 }
 
-func (d *daemonProc) status(t *testing.T) map[string]any {
+func (d *daemonProc) status(t testing.TB) map[string]any {
 	resp, err := http.Get("http://" + d.addr + "/status")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ s.close(linger=1000)
 }
 
 // waitConnected waits until the daemon's subscriber holds n connections.
-func (d *daemonProc) waitConnected(t *testing.T, n float64) {
+func (d *daemonProc) waitConnected(t testing.TB, n float64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -577,7 +577,7 @@ func TestDaemonFlakyArchive(t *testing.T) {
 	}
 }
 
-func get(t *testing.T, url string) string {
+func get(t testing.TB, url string) string {
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
