@@ -173,7 +173,7 @@ func startDaemon(t testing.TB, args ...string) *daemonProc {
 
 // startProc starts a "run" or "demo" process and waits until it says
 // where it serves.
-func startProc(t *testing.T, what string, cmd *exec.Cmd) *daemonProc {
+func startProc(t testing.TB, what string, cmd *exec.Cmd) *daemonProc {
 	t.Helper()
 	d := &daemonProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
