@@ -275,6 +275,13 @@ func tail(s string, n int) string {
 // that publishes the "topic\tenvelope" lines written to its stdin.
 func libzmqPublisher(t *testing.T) (endpoint string, in io.WriteCloser, wait func()) {
 	t.Helper()
+	return startLibzmqPublisher(t, 2*time.Millisecond)
+}
+
+// startLibzmqPublisher is libzmqPublisher with the pause after each
+// message given: none for a caller that paces the lines itself.
+func startLibzmqPublisher(t testing.TB, pause time.Duration) (endpoint string, in io.WriteCloser, wait func()) {
+	t.Helper()
 	if _, err := exec.Command("/usr/bin/python3", "-c", "import zmq").CombinedOutput(); err != nil {
 		if os.Getenv("STATSCACHE_SKIP_LIBZMQ") == "1" {
 			t.Skip("python3-zmq missing and STATSCACHE_SKIP_LIBZMQ=1")
@@ -291,7 +298,9 @@ func libzmqPublisher(t *testing.T) (endpoint string, in io.WriteCloser, wait fun
 import sys, time, zmq
 ctx = zmq.Context()
 s = ctx.socket(zmq.PUB)
+s.setsockopt(zmq.SNDHWM, 100000)
 s.bind("tcp://127.0.0.1:%d" % int(sys.argv[1]))
+pause = float(sys.argv[2])
 print("ready", flush=True)
 for line in sys.stdin:
     line = line.rstrip("\n")
@@ -299,11 +308,12 @@ for line in sys.stdin:
         continue
     topic, env = line.split("\t", 1)
     s.send_multipart([topic.encode(), env.encode()])
-    time.sleep(0.002)
+    if pause > 0:
+        time.sleep(pause)
 time.sleep(0.5)
 s.close(linger=1000)
 `
-	cmd := exec.Command("/usr/bin/python3", "-c", script, fmt.Sprint(port))
+	cmd := exec.Command("/usr/bin/python3", "-c", script, fmt.Sprint(port), fmt.Sprint(pause.Seconds()))
 	in, _ = cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

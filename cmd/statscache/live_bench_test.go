@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -72,7 +69,7 @@ func runLiveBench(b *testing.B, rate int, dur time.Duration, extra []string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ep, pubIn, pubWait := pacedPublisher(b)
+	ep, pubIn, pubWait := startLibzmqPublisher(b, 0)
 	koji := httptest.NewServer(kojitest.New(kojitest.Options{}))
 	defer koji.Close()
 	db := filepath.Join(b.TempDir(), "live.db")
@@ -242,45 +239,6 @@ func runLiveBench(b *testing.B, rate int, dur time.Duration, extra []string) {
 	if missing > 0 || int(nJournaled) != total {
 		b.Errorf("lost messages: published %d, journaled %s, %d never counted in volume-1s", total, journaled, missing)
 	}
-}
-
-// pacedPublisher is libzmqPublisher without its pause between messages:
-// the benchmark paces the lines it writes.
-func pacedPublisher(b *testing.B) (endpoint string, in io.WriteCloser, wait func()) {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	script := `
-import sys, time, zmq
-ctx = zmq.Context()
-s = ctx.socket(zmq.PUB)
-s.setsockopt(zmq.SNDHWM, 100000)
-s.bind("tcp://127.0.0.1:%d" % int(sys.argv[1]))
-print("ready", flush=True)
-for line in sys.stdin:
-    line = line.rstrip("\n")
-    if not line:
-        continue
-    topic, env = line.split("\t", 1)
-    s.send_multipart([topic.encode(), env.encode()])
-time.sleep(0.5)
-s.close(linger=1000)
-`
-	cmd := exec.Command("/usr/bin/python3", "-c", script, fmt.Sprint(port))
-	pin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
-		b.Fatalf("python publisher (python3-zmq is needed): %q", line)
-	}
-	return fmt.Sprintf("tcp://127.0.0.1:%d", port), pin, func() { cmd.Wait() }
 }
 
 // rssKB reads a memory figure (VmRSS, VmHWM) of a process, in KiB.
