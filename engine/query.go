@@ -104,3 +104,14 @@ type RowPage struct {
 	// float64 or string (json columns as their text).
 	Last []any
 }
+
+// JournalStats summarizes the journal: its kept figures, which every store
+// keeps current in the transactions that change them, so reading them
+// costs the same whatever the journal's size.
+type JournalStats struct {
+	Messages int64
+	Late     int64
+	Rejects  int64 // distinct rejected records ever, from every source
+	Newest   Position
+	Oldest   Position
+}

@@ -9,6 +9,13 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// The PostgreSQL store's migrations live in a folder of their own: the two
+// dialects differ (types, identity columns, triggers), and each database
+// records the names of its own dialect's migrations.
+//
+//go:embed migrations/postgres/*.sql
+var postgresFiles embed.FS
+
 // Migration is one embedded SQL file of the daemon's own tables. Migrations
 // run once each, in name order, and are recorded by name.
 type Migration struct {
@@ -16,20 +23,27 @@ type Migration struct {
 	SQL  string
 }
 
-// Migrations returns the daemon's migrations in the order they must run.
-func Migrations() []Migration {
-	entries, err := fs.Glob(migrationFiles, "migrations/*.sql")
+// Migrations returns the daemon's SQLite migrations in the order they
+// must run.
+func Migrations() []Migration { return load(migrationFiles, "migrations") }
+
+// PostgresMigrations returns the PostgreSQL store's migrations in the order
+// they must run. Names are recorded without the folder, as SQLite's are.
+func PostgresMigrations() []Migration { return load(postgresFiles, "migrations/postgres") }
+
+func load(files embed.FS, dir string) []Migration {
+	entries, err := fs.Glob(files, dir+"/*.sql")
 	if err != nil {
 		panic(err) // the pattern is a constant
 	}
 	sort.Strings(entries)
 	out := make([]Migration, 0, len(entries))
 	for _, e := range entries {
-		b, err := migrationFiles.ReadFile(e)
+		b, err := files.ReadFile(e)
 		if err != nil {
 			panic(err) // embedded at build time
 		}
-		out = append(out, Migration{Name: e[len("migrations/"):], SQL: string(b)})
+		out = append(out, Migration{Name: e[len(dir)+1:], SQL: string(b)})
 	}
 	return out
 }

@@ -55,7 +55,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.db, "db", defaultDB, "SQLite database `path`")
+	fs.StringVar(&c.db, "db", defaultDB, "SQLite database `path`, or a PostgreSQL URL (postgres://user@host:port/dbname)")
 	fs.StringVar(&c.scripts, "scripts", defaultScripts, "`directory` of Lua models (\"embedded\": the shipped models)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -148,7 +148,7 @@ func loadScripts(dir string, opts luaapi.Options) ([]*luaapi.Model, []error) {
 
 // pipeline is an open store with an engine and its models.
 type pipeline struct {
-	db     *sqlstore.DB
+	db     store
 	eng    *engine.Engine
 	log    *slog.Logger
 	idents []string
@@ -156,7 +156,7 @@ type pipeline struct {
 
 func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Writer) (*pipeline, error) {
 	models, _ := loadModels(c.scripts, c.luaOptions(log), stderr)
-	db, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Synchronous: c.sync, KeepErrors: c.keepErrors})
+	db, err := openStore(ctx, c.db, storeOptions{sync: c.sync, keepErrors: c.keepErrors})
 	if err != nil {
 		return nil, err
 	}

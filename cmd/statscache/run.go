@@ -177,7 +177,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, epoch string, stdout, stde
 	}
 	pidfile := cfg.pidfile
 	if pidfile == "" {
-		pidfile = cfg.db + ".pid"
+		pidfile = defaultPidfile(cfg.db)
 	}
 	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("no pid file: statscache reload will not find this daemon", "err", err)
@@ -208,13 +208,13 @@ func runDaemon(ctx context.Context, cfg daemonConfig, epoch string, stdout, stde
 func cmdReload(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	db := fset.String("db", defaultDB, "the daemon's database `path`")
+	db := fset.String("db", defaultDB, "the daemon's database `path` or PostgreSQL URL")
 	pidfile := fset.String("pidfile", "", "the daemon's pid `file` (default: DB.pid)")
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
 	if *pidfile == "" {
-		*pidfile = *db + ".pid"
+		*pidfile = defaultPidfile(*db)
 	}
 	b, err := os.ReadFile(*pidfile)
 	if err != nil {

@@ -9,14 +9,13 @@ import (
 	"log/slog"
 	"time"
 
-	"statscache/engine/sqlstore"
 	"statscache/web"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	db := fset.String("db", defaultDB, "SQLite database `path`")
+	db := fset.String("db", defaultDB, "SQLite database `path`, or a PostgreSQL URL (a read replica will do)")
 	listen := fset.String("listen", defaultListen, "`address` to serve the API on")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fset.String("log-format", "text", "log format: text or json")
@@ -38,7 +37,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // serve runs the API over the database until ctx ends. It only reads: a
 // replay or the daemon can write the same file meanwhile.
 func serve(ctx context.Context, path, listen string, log *slog.Logger, stdout io.Writer) error {
-	db, err := sqlstore.Open(ctx, path, sqlstore.Options{})
+	db, err := openStore(ctx, path, storeOptions{readOnly: true})
 	if err != nil {
 		return err
 	}
@@ -47,7 +46,7 @@ func serve(ctx context.Context, path, listen string, log *slog.Logger, stdout io
 	if err := srv.Open(listen); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "serving the API of %s on http://%s/api/\n", path, srv.Addr())
+	fmt.Fprintf(stdout, "serving the API of %s on http://%s/api/\n", dbName(path), srv.Addr())
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -140,14 +140,8 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 	return out, nil
 }
 
-// JournalStats summarizes the journal.
-type JournalStats struct {
-	Messages int64
-	Late     int64
-	Rejects  int64 // distinct rejected records ever, from every source
-	Newest   engine.Position
-	Oldest   engine.Position
-}
+// JournalStats summarizes the journal (engine.JournalStats).
+type JournalStats = engine.JournalStats
 
 // JournalStats reads the journal's kept figures: one row, kept current by
 // every Append and AddRejects, so its cost does not grow with the journal.

@@ -417,36 +417,6 @@ func (m *modelTx) closeStmts() {
 	}
 }
 
-// fromSQL converts a stored value back to what a model or the API expects.
-func fromSQL(c schema.Column, v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case []byte:
-		v = string(x)
-	}
-	switch c.Type {
-	case schema.Integer:
-		switch x := v.(type) {
-		case float64:
-			return int64(x)
-		}
-	case schema.Real:
-		switch x := v.(type) {
-		case int64:
-			return float64(x)
-		}
-	case schema.JSON:
-		if s, ok := v.(string); ok {
-			var out any
-			if err := json.Unmarshal([]byte(s), &out); err == nil {
-				return out
-			}
-		}
-	}
-	return v
-}
-
 // CountRows returns how many rows a model's table holds (kept current by
 // triggers, so it costs one lookup).
 func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {

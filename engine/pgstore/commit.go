@@ -1,0 +1,333 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"statscache/engine"
+	"statscache/schema"
+)
+
+// Begin starts a model's batch transaction. It locks the model's row
+// (FOR UPDATE) and reads its commit count: a journal append reading the
+// cursors waits for this commit, and after a COMMIT lost with the
+// connection the count tells whether it went through (see Commit).
+func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
+	mt := db.table(ident)
+	if mt == nil {
+		return nil, fmt.Errorf("model %s: not registered", ident)
+	}
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
+	}
+	var commits int64
+	if err := tx.QueryRow(ctx, `SELECT commits FROM models WHERE ident = $1 FOR UPDATE`, ident).Scan(&commits); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
+	}
+	m := &modelTx{ctx: ctx, db: db, tx: tx, mt: mt, commits: commits}
+	db.mu.Lock()
+	want, unsure := db.unsure[ident]
+	delete(db.unsure, ident)
+	db.mu.Unlock()
+	if unsure && commits >= want {
+		// The last commit's COMMIT was lost with its connection but went
+		// through: the batch the engine writes again is already there.
+		m.committed = true
+	}
+	return m, nil
+}
+
+// modelTx is one model's batch transaction.
+type modelTx struct {
+	ctx     context.Context
+	db      *DB
+	tx      pgx.Tx
+	mt      *modelTable
+	commits int64 // models.commits when the transaction began
+	done    bool
+	// committed: the batch was committed by an earlier transaction whose
+	// COMMIT the engine saw fail; this one only ends.
+	committed bool
+	// nextID is the "id" the next new row gets; 0 until read.
+	nextID int64
+}
+
+// maxRows bounds the rows of one multi-row write.
+const maxRows = 5000
+
+// Apply writes the batch's folded row operations. Consecutive operations
+// of the same kind on the same columns go into one statement, their values
+// sent as one array per column.
+func (m *modelTx) Apply(ops []engine.RowOp) error {
+	if m.committed {
+		return nil
+	}
+	for i := 0; i < len(ops); {
+		cols := sortedCols(ops[i].Row)
+		j := i + 1
+		for j < len(ops) && j-i < maxRows && ops[j].Kind == ops[i].Kind && sameCols(cols, ops[j].Row) {
+			j++
+		}
+		if err := m.apply(ops[i].Kind, cols, ops[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+func sortedCols(r engine.Row) []string {
+	cols := make([]string, 0, len(r))
+	for c := range r {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	return cols
+}
+
+func sameCols(cols []string, r engine.Row) bool {
+	if len(r) != len(cols) {
+		return false
+	}
+	for _, c := range cols {
+		if _, ok := r[c]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {
+	t := &m.mt.t
+	if m.nextID == 0 {
+		if err := m.tx.QueryRow(m.ctx, `SELECT coalesce(max("id"), 0) + 1 FROM `+quote(t.Name)).Scan(&m.nextID); err != nil {
+			return diskFull(fmt.Errorf("write %s: %w", m.mt.ident, err))
+		}
+	}
+	// Every row is numbered; an upsert that updates a row keeps its
+	// number (the SET below leaves "id" alone).
+	ids := make([]int64, len(ops))
+	for i := range ops {
+		ids[i] = m.nextID
+		m.nextID++
+	}
+	args := []any{ids}
+	for _, name := range cols {
+		col, ok := m.mt.cols[name]
+		if !ok {
+			return fmt.Errorf("no column %q in %s", name, m.mt.ident)
+		}
+		arr, err := columnArray(col, ops)
+		if err != nil {
+			return err
+		}
+		args = append(args, arr)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `INSERT INTO %s ("id"`, quote(t.Name))
+	for _, n := range cols {
+		b.WriteString(", " + quote(n))
+	}
+	b.WriteString(") SELECT u0")
+	for i, n := range cols {
+		fmt.Fprintf(&b, ", u%d", i+1)
+		if m.mt.cols[n].Type == schema.JSON {
+			b.WriteString("::jsonb")
+		}
+	}
+	b.WriteString(" FROM unnest($1::bigint[]")
+	for i, n := range cols {
+		fmt.Fprintf(&b, ", $%d::%s", i+2, arrayType(m.mt.cols[n].Type))
+	}
+	b.WriteString(") AS u(u0")
+	for i := range cols {
+		fmt.Fprintf(&b, ", u%d", i+1)
+	}
+	b.WriteString(")")
+	if kind != engine.OpInsert {
+		keys := make([]string, len(t.Key))
+		for i, k := range t.Key {
+			keys[i] = quote(k)
+		}
+		var sets []string
+		for _, n := range cols {
+			if t.IsKey(n) {
+				continue
+			}
+			q := quote(n)
+			if kind == engine.OpAdd && m.mt.cols[n].Type.Numeric() {
+				sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, quote(t.Name), q, q))
+			} else {
+				sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
+			}
+		}
+		fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
+		if len(sets) == 0 {
+			b.WriteString("NOTHING")
+		} else {
+			b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
+		}
+	}
+	if _, err := m.tx.Exec(m.ctx, b.String(), args...); err != nil {
+		return rowError(m.mt.ident, kind.String(), err)
+	}
+	return nil
+}
+
+// columnArray converts one column's values of ops to the array sent for
+// it (nil elements are NULLs), through schema.StoreValue as every store.
+func columnArray(c schema.Column, ops []engine.RowOp) (any, error) {
+	switch c.Type {
+	case schema.Integer:
+		out := make([]*int64, len(ops))
+		for i, op := range ops {
+			v, err := schema.StoreValue(c, op.Row[c.Name])
+			if err != nil {
+				return nil, err
+			}
+			if v != nil {
+				x := v.(int64)
+				out[i] = &x
+			}
+		}
+		return out, nil
+	case schema.Real:
+		out := make([]*float64, len(ops))
+		for i, op := range ops {
+			v, err := schema.StoreValue(c, op.Row[c.Name])
+			if err != nil {
+				return nil, err
+			}
+			if v != nil {
+				x := v.(float64)
+				out[i] = &x
+			}
+		}
+		return out, nil
+	default:
+		out := make([]*string, len(ops))
+		for i, op := range ops {
+			v, err := schema.StoreValue(c, op.Row[c.Name])
+			if err != nil {
+				return nil, err
+			}
+			if v != nil {
+				x := v.(string)
+				out[i] = &x
+			}
+		}
+		return out, nil
+	}
+}
+
+func (m *modelTx) PutState(key string, value *string) error {
+	if m.committed {
+		return nil
+	}
+	var err error
+	if value == nil {
+		_, err = m.tx.Exec(m.ctx, `DELETE FROM model_state WHERE ident = $1 AND key = $2`, m.mt.ident, key)
+	} else {
+		_, err = m.tx.Exec(m.ctx, `INSERT INTO model_state (ident, key, value) VALUES ($1, $2, $3)
+			ON CONFLICT (ident, key) DO UPDATE SET value = excluded.value`, m.mt.ident, key, *value)
+	}
+	if err != nil {
+		return rowError(m.mt.ident, "state "+key, err)
+	}
+	return nil
+}
+
+// Commit writes the errors, the work queue and the cursor, and commits.
+// When COMMIT fails without an answer from the server (the connection was
+// lost), the transaction may have committed or not: the store remembers
+// the commit count it would have made, and the next Begin of the model
+// (the engine's retry) reads it to tell which, so that the batch is
+// written once either way.
+func (m *modelTx) Commit(cp engine.Checkpoint) error {
+	if m.committed {
+		m.done = true
+		return m.tx.Rollback(context.WithoutCancel(m.ctx))
+	}
+	ident := m.mt.ident
+	now := time.Now().Unix()
+	if len(cp.Errors) > 0 {
+		rows := make([][]any, len(cp.Errors))
+		for i, e := range cp.Errors {
+			rows[i] = []any{ident, safeText(e.MsgID), e.TimeUS, safeText(e.Err), safeText(e.Traceback), now}
+		}
+		if _, err := m.tx.CopyFrom(m.ctx, pgx.Identifier{"model_errors"}, []string{"ident", "msg_id", "time_us", "error", "traceback", "at"},
+			pgx.CopyFromRows(rows)); err != nil {
+			return diskFull(fmt.Errorf("record errors of %s: %w", ident, err))
+		}
+		// models.errors below is the exact total; the table keeps the newest.
+		if _, err := m.tx.Exec(m.ctx, `DELETE FROM model_errors WHERE ident = $1 AND id <=
+			(SELECT id FROM model_errors WHERE ident = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`, ident, m.db.keep); err != nil {
+			return diskFull(fmt.Errorf("prune errors of %s: %w", ident, err))
+		}
+	}
+	queued, err := m.commitWork(cp)
+	if err != nil {
+		return err
+	}
+	if _, err := m.tx.Exec(m.ctx, `UPDATE models SET cursor_time_us = $1, cursor_key = $2, cursor_id = $3,
+		processed = processed + $4, errors = errors + $5, updated_at = $6, queue_seq = greatest(queue_seq, $7),
+		queued = queued + $8, commits = commits + 1 WHERE ident = $9`,
+		cp.Cursor.TimeUS, cp.Cursor.Key, cp.CursorID, cp.Processed, len(cp.Errors), now, cp.WorkSeq, queued, ident); err != nil {
+		return diskFull(fmt.Errorf("cursor of %s: %w", ident, err))
+	}
+	m.done = true
+	if err := m.tx.Commit(m.ctx); err != nil {
+		if pgCode(err) == "" {
+			m.db.mu.Lock()
+			if m.db.unsure == nil {
+				m.db.unsure = map[string]int64{}
+			}
+			m.db.unsure[ident] = m.commits + 1
+			m.db.mu.Unlock()
+		}
+		return diskFull(fmt.Errorf("commit %s: %w", ident, err))
+	}
+	return nil
+}
+
+func (m *modelTx) Rollback() error {
+	if m.done {
+		return nil
+	}
+	m.done = true
+	return m.tx.Rollback(context.WithoutCancel(m.ctx))
+}
+
+// commitWork stores the items a batch pushed and deletes the ones whose
+// outcome the batch delivered. It returns how the number of queued items
+// changed, for models.queued.
+func (m *modelTx) commitWork(cp engine.Checkpoint) (int64, error) {
+	ident := m.mt.ident
+	var delta int64
+	if cp.WorkDone > 0 {
+		tag, err := m.tx.Exec(m.ctx, `DELETE FROM model_queue WHERE ident = $1 AND seq <= $2`, ident, cp.WorkDone)
+		if err != nil {
+			return 0, diskFull(fmt.Errorf("work queue of %s: %w", ident, err))
+		}
+		delta -= tag.RowsAffected()
+	}
+	if len(cp.Work) == 0 {
+		return delta, nil
+	}
+	seqs, items := make([]int64, len(cp.Work)), make([]string, len(cp.Work))
+	for i, it := range cp.Work {
+		seqs[i], items[i] = it.Seq, string(it.Item)
+	}
+	if _, err := m.tx.Exec(m.ctx, `INSERT INTO model_queue (ident, seq, item) SELECT $1, * FROM unnest($2::bigint[], $3::text[])`,
+		ident, seqs, items); err != nil {
+		return 0, rowError(ident, "work queue", err)
+	}
+	return delta + int64(len(cp.Work)), nil
+}
