@@ -65,7 +65,13 @@ type Config struct {
 	// (engine/follow) lets each model process only up to the first span of
 	// time the journal may still lack after the model's position.
 	HoldModels bool
-	Logger     *slog.Logger
+	// Leased runs a model only while its lease is granted (see lease.go):
+	// several instances share the database and each model runs in one.
+	Leased bool
+	// OnFenced, if set, is told when a commit was refused because the
+	// model's lease moved (the model stopped here). It must not block.
+	OnFenced func(key string, f Fence)
+	Logger   *slog.Logger
 }
 
 // Default engine settings.
@@ -136,6 +142,13 @@ type Engine struct {
 	// microseconds). The daemon holds it back while the archive fills a
 	// gap and by the lateness window of the live bus; replay leaves it open.
 	watermark atomic.Int64
+	// clusterWM caps the watermark when several instances share the
+	// journal (SetClusterWatermark); math.MaxInt64 otherwise.
+	clusterWM atomic.Int64
+	// leases are the lease keys granted to this engine (Config.Leased),
+	// under mu; fenced counts the commits the store refused.
+	leases map[string]Fence
+	fenced atomic.Int64
 }
 
 // runState is the context models run in while Run is active.
@@ -154,8 +167,10 @@ func New(store Store, cfg Config) *Engine {
 		runners: map[string]*runner{},
 		changed: make(chan struct{}),
 		swap:    make(chan struct{}, 1),
+		leases:  map[string]Fence{},
 	}
 	e.watermark.Store(math.MaxInt64)
+	e.clusterWM.Store(math.MaxInt64)
 	return e
 }
 
@@ -227,7 +242,7 @@ func (e *Engine) add(ctx context.Context, m Model, promoteTo string) error {
 	defer e.mu.Unlock()
 	e.runners[spec.Ident] = r
 	e.order = append(e.order, spec.Ident)
-	if e.running != nil {
+	if e.running != nil && e.mayStart(r) {
 		e.start(r)
 	}
 	return nil
@@ -265,10 +280,7 @@ func (e *Engine) Remove(ident string) bool {
 	if !ok {
 		return false
 	}
-	if r.cancel != nil {
-		r.cancel()
-		<-r.done
-	}
+	r.stop()
 	return true
 }
 
@@ -353,6 +365,13 @@ type RunnerStats struct {
 	// Queued is how many work items the model's last commit left waiting
 	// for its workers (0 for a model without a queue).
 	Queued int64
+	// Running is set while the model's goroutine runs in this engine;
+	// with leases (Config.Leased), Token is the lease token it runs
+	// under, and Lost is set when a commit was refused because another
+	// instance took the lease.
+	Running bool
+	Token   int64
+	Lost    bool
 }
 
 // Stats returns every model's progress in this run, in the order the
@@ -380,7 +399,9 @@ func (e *Engine) Run(ctx context.Context, follow bool) error {
 	rs := &runState{ctx: ctx, follow: follow}
 	e.running = rs
 	for _, id := range e.order {
-		e.start(e.runners[id])
+		if r := e.runners[id]; e.mayStart(r) {
+			e.start(r)
+		}
 	}
 	e.mu.Unlock()
 	if follow {

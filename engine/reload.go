@@ -305,7 +305,7 @@ func (e *Engine) resume(old *runner) {
 		return // removed meanwhile
 	}
 	e.runners[old.spec.Ident] = nr
-	if e.running != nil {
+	if e.running != nil && e.mayStart(nr) {
 		e.start(nr)
 	}
 	nr.log.Warn("model resumed from its last commit")

@@ -54,6 +54,9 @@ type runner struct {
 
 	cancel context.CancelFunc // set while running
 	done   chan struct{}      // closed when the goroutine returns
+	// fence goes with every commit when the model runs under a lease
+	// (Config.Leased); set before the goroutine starts, never after.
+	fence *Fence
 
 	mu        sync.Mutex
 	processed int64
@@ -62,6 +65,9 @@ type runner struct {
 	// stalled is why the model is stopped for a passing reason (a full
 	// disk): unlike failed, it keeps running and resumes by itself.
 	stalled string
+	// lost is set when the store refused a commit because another
+	// instance holds the model's lease: the runner stops, not failed.
+	lost bool
 	// committedPos mirrors committed for Stats, under mu.
 	committedPos Position
 	// inserted is the earliest message appended after committedPos since
@@ -138,7 +144,11 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 func (r *runner) stats() RunnerStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load()}
+	s := RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load(),
+		Running: r.active() && !r.lost, Lost: r.lost}
+	if r.fence != nil {
+		s.Token = r.fence.Token
+	}
 	if s.Failed == "" && r.stalled != "" {
 		s.Failed, s.Stalled = r.stalled, true
 	}
@@ -151,10 +161,12 @@ func (r *runner) failedReason() string {
 	return r.failed
 }
 
+// isFailed reports whether the runner must stop: its model failed, or
+// another instance took its lease.
 func (r *runner) isFailed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.failed != ""
+	return r.failed != "" || r.lost
 }
 
 func (r *runner) fail(ctx context.Context, reason string) {
@@ -205,6 +217,10 @@ func (r *runner) run(ctx context.Context, follow bool) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil && !r.isFailed() {
 		changed := r.e.journalChanged()
+		// How far the runner may go is read before the journal: a read
+		// made before the watermark moved may lack what other instances
+		// appended below the new one (see SetClusterWatermark).
+		wm := r.watermark()
 		// The read and the publication of how far it reaches are one step
 		// with respect to Ingest (see Engine.commitMu).
 		r.e.commitMu.RLock()
@@ -229,7 +245,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		open := r.handle(ctx, batch)
+		open := r.handle(ctx, batch, wm)
 		if r.hasPending() && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
 			r.commit(ctx)
 		}
@@ -250,6 +266,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		}
 		if r.promoteTo != "" && open && (r.wq == nil || r.wq.outstanding() == 0) {
 			r.commit(ctx)
+			if r.isFailed() {
+				return // a lost lease: the rebuild goes on where the model runs now
+			}
 			if err := r.e.promote(ctx, r); err != nil {
 				r.fail(ctx, err.Error())
 				return
@@ -357,9 +376,8 @@ func (r *runner) open() error {
 }
 
 // handle processes the batch's messages after the cursor and before the
-// watermark. It reports false when the watermark stopped it.
-func (r *runner) handle(ctx context.Context, batch []*Message) bool {
-	wm := min(r.e.watermark.Load(), r.hold.Load())
+// watermark wm. It reports false when the watermark stopped it.
+func (r *runner) handle(ctx context.Context, batch []*Message, wm int64) bool {
 	for i, m := range batch {
 		if !r.cursor.Less(m.Pos()) {
 			continue // committed before, or skipped after a late arrival
@@ -537,6 +555,10 @@ func (r *runner) commit(ctx context.Context) {
 			}
 			return
 		}
+		if errors.Is(err, ErrFenced) {
+			r.loseLease(err)
+			return
+		}
 		if errors.Is(err, errInsertedBehind) {
 			redos++
 			r.log.Debug("message inserted behind the cursor: processing the batch again", "round", redos)
@@ -678,7 +700,7 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 	if err := r.state.writeTo(tx); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs}
+	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs, Fence: r.fence, From: r.committed}
 	if r.wq != nil {
 		r.wq.checkpoint(&cp)
 	}

@@ -84,6 +84,15 @@ type Checkpoint struct {
 	Work     []WorkItem
 	WorkSeq  int64
 	WorkDone int64
+	// Fence, when set (several instances share the database, see
+	// lease.go), must be checked by the store in the commit transaction:
+	// the model's lease (LeaseKey of its ident) must still be held by
+	// Fence.Holder with Fence.Token, else the commit fails with an error
+	// wrapping ErrFenced and writes nothing. From is the cursor of the
+	// model's previous commit (where this batch starts), for a store that
+	// logs which instance committed which part of the journal.
+	Fence *Fence
+	From  Position
 }
 
 // ModelStatus is the durable status of a model.

@@ -1,0 +1,230 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"statscache/engine"
+	"statscache/engine/sqlstore"
+)
+
+// fencedStore is the SQLite store with a lease table in memory: its
+// commits check the checkpoint's fence the way a shared database does in
+// the commit transaction (engine/pgstore does it for real).
+type fencedStore struct {
+	*sqlstore.DB
+	mu      sync.Mutex
+	leases  map[string]engine.Fence
+	commits []fencedCommit
+}
+
+type fencedCommit struct {
+	key      string
+	fence    engine.Fence
+	from, to engine.Position
+}
+
+func newFencedStore(db *testDB) *fencedStore {
+	return &fencedStore{DB: db.store, leases: map[string]engine.Fence{}}
+}
+
+func (s *fencedStore) setLease(key string, f engine.Fence) {
+	s.mu.Lock()
+	s.leases[key] = f
+	s.mu.Unlock()
+}
+
+func (s *fencedStore) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
+	tx, err := s.DB.Begin(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	return &fencedTx{ModelTx: tx, s: s, ident: ident}, nil
+}
+
+type fencedTx struct {
+	engine.ModelTx
+	s     *fencedStore
+	ident string
+}
+
+func (tx *fencedTx) Commit(cp engine.Checkpoint) error {
+	key := engine.LeaseKey(tx.ident)
+	tx.s.mu.Lock()
+	defer tx.s.mu.Unlock()
+	if cp.Fence == nil || tx.s.leases[key] != *cp.Fence {
+		tx.ModelTx.Rollback()
+		return fmt.Errorf("commit %s with %+v: %w", tx.ident, cp.Fence, engine.ErrFenced)
+	}
+	if err := tx.ModelTx.Commit(cp); err != nil {
+		return err
+	}
+	tx.s.commits = append(tx.s.commits, fencedCommit{key, *cp.Fence, cp.From, cp.Cursor})
+	return nil
+}
+
+func messages(t *testing.T, prefix string, from, n int) []*engine.Message {
+	var out []*engine.Message
+	for i := from; i < from+n; i++ {
+		out = append(out, message(t, fmt.Sprintf("%s%03d", prefix, i), tBuild, float64(1000+i)))
+	}
+	return out
+}
+
+// TestLeaseFencedCommitRefused: an instance whose lease was taken while it
+// was running (paused past its lease, say) has its next commit refused by
+// the store: the model stops there without being marked failed, the
+// refusal is counted and reported, and the instance that took the lease
+// resumes from the last commit the store accepted. Every message is
+// counted once.
+func TestLeaseFencedCommitRefused(t *testing.T) {
+	db := openTestDB(t, "")
+	fs := newFencedStore(db)
+	a1 := engine.Fence{Holder: "a", Token: 1}
+	fs.setLease("m", a1)
+	var fencedMu sync.Mutex
+	var fenced []engine.Fence
+	cfgA := quietConfig(engine.Config{Leased: true, BatchSize: 5, OnFenced: func(key string, f engine.Fence) {
+		fencedMu.Lock()
+		fenced = append(fenced, f)
+		fencedMu.Unlock()
+	}})
+	a := engine.New(fs, cfgA)
+	ma := newFake("m")
+	if err := a.Add(context.Background(), ma); err != nil {
+		t.Fatal(err)
+	}
+	stopA := runFollow(t, a)
+	ingest(t, a, messages(t, "x", 0, 10)...)
+	if within(time.Second, func() bool { return stats(a, "m").Processed > 0 }) {
+		t.Fatal("a model ran before its lease was granted")
+	}
+	if err := a.Grant(context.Background(), "m", a1); err != nil {
+		t.Fatal(err)
+	}
+	if !within(10*time.Second, func() bool { return stats(a, "m").Processed == 10 }) {
+		t.Fatalf("instance a processed %d of 10 messages", stats(a, "m").Processed)
+	}
+	// Instance b takes the model: a's next commit must be refused.
+	b2 := engine.Fence{Holder: "b", Token: 2}
+	fs.setLease("m", b2)
+	ingest(t, a, messages(t, "x", 10, 5)...)
+	if !within(10*time.Second, func() bool { return stats(a, "m").Lost }) {
+		t.Fatalf("instance a's commit with a stale token was not refused: %+v", stats(a, "m"))
+	}
+	if n := a.FencedCommits(); n != 1 {
+		t.Errorf("FencedCommits = %d, want 1", n)
+	}
+	fencedMu.Lock()
+	if len(fenced) != 1 || fenced[0] != a1 {
+		t.Errorf("OnFenced told %v, want [%v]", fenced, a1)
+	}
+	fencedMu.Unlock()
+	if _, ok := a.Granted()["m"]; ok {
+		t.Error("a still lists the lease it lost")
+	}
+	if st := db.model(t, "m"); st.Status != "ok" || st.Processed != 10 {
+		t.Errorf("after the refused commit the model is %q with %d processed, want ok with 10", st.Status, st.Processed)
+	}
+	stopA()
+
+	b := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 5}))
+	mb := newFake("m")
+	if err := b.Add(context.Background(), mb); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Grant(context.Background(), "m", b2); err != nil {
+		t.Fatal(err)
+	}
+	run(t, b)
+	if got := db.counts(t, "m"); got[tBuild] != 15 {
+		t.Errorf("counted %d messages, want 15", got[tBuild])
+	}
+	if len(mb.seen) != 5 {
+		t.Errorf("instance b processed %d messages, want the 5 after a's last commit", len(mb.seen))
+	}
+	// The commits form one chain: each starts where the one before ended.
+	var prev engine.Position
+	for i, c := range fs.commits {
+		if c.from != prev {
+			t.Errorf("commit %d by %+v starts at %v, the one before ended at %v", i, c.fence, c.from, prev)
+		}
+		prev = c.to
+	}
+}
+
+// TestLeaseReleaseCommitsAndStops: releasing a lease commits what the
+// model processed and stops it; granting it again resumes from there.
+func TestLeaseReleaseCommitsAndStops(t *testing.T) {
+	db := openTestDB(t, "")
+	fs := newFencedStore(db)
+	f1 := engine.Fence{Holder: "a", Token: 1}
+	fs.setLease("m", f1)
+	e := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 5}))
+	if err := e.Add(context.Background(), newFake("m")); err != nil {
+		t.Fatal(err)
+	}
+	runFollow(t, e)
+	if err := e.Grant(context.Background(), "m", f1); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, e, messages(t, "y", 0, 7)...)
+	if !within(10*time.Second, func() bool { return stats(e, "m").Processed == 5 }) {
+		t.Fatalf("committed %d of the first 5", stats(e, "m").Processed)
+	}
+	// The last two wait for the batch to fill (BatchSize 5, no interval):
+	// the release commits them.
+	e.Release("m")
+	if st := stats(e, "m"); st.Running {
+		t.Error("the model still runs after its lease was released")
+	}
+	if got := db.counts(t, "m")[tBuild]; got != 7 {
+		t.Errorf("release left %d messages committed, want 7; commits %+v", got, fs.commits)
+	}
+	f2 := engine.Fence{Holder: "a", Token: 2}
+	fs.setLease("m", f2)
+	if err := e.Grant(context.Background(), "m", f2); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(e, "m"); !st.Running || st.Token != 2 {
+		t.Errorf("after the second grant: %+v, want running with token 2", st)
+	}
+	ingest(t, e, messages(t, "y", 7, 5)...)
+	if !within(10*time.Second, func() bool { return stats(e, "m").Processed == 5 }) {
+		t.Fatalf("after the second grant the model committed %d, want 5", stats(e, "m").Processed)
+	}
+	e.Release("m")
+	if got := db.counts(t, "m")[tBuild]; got != 12 {
+		t.Errorf("counted %d, want 12", got)
+	}
+	var tokens []int64
+	for _, c := range fs.commits {
+		tokens = append(tokens, c.fence.Token)
+	}
+	if fmt.Sprint(tokens) != "[1 1 2]" {
+		t.Errorf("commits made with tokens %v, want [1 1 2]", tokens)
+	}
+}
+
+// TestClusterWatermarkCaps: a model processes nothing at or after the
+// cluster watermark, whatever its own engine's watermark says.
+func TestClusterWatermarkCaps(t *testing.T) {
+	db := openTestDB(t, "")
+	e := newEngine(t, db, engine.Config{BatchSize: 5}, newFake("m"))
+	e.SetClusterWatermark(time.Unix(1005, 0).UnixMicro())
+	runFollow(t, e)
+	ingest(t, e, messages(t, "z", 0, 10)...)
+	if !within(10*time.Second, func() bool { return stats(e, "m").Processed == 5 }) {
+		t.Fatalf("committed %d messages, want the 5 before the cluster watermark", stats(e, "m").Processed)
+	}
+	if c := stats(e, "m").Cursor.TimeUS; c != time.Unix(1004, 0).UnixMicro() {
+		t.Errorf("cursor at %d, want the last message before the cluster watermark", c)
+	}
+	e.SetClusterWatermark(time.Unix(2000, 0).UnixMicro())
+	if !within(10*time.Second, func() bool { return stats(e, "m").Processed == 10 }) {
+		t.Fatalf("committed %d after the cluster watermark moved, want 10", stats(e, "m").Processed)
+	}
+}
