@@ -256,6 +256,11 @@ func (m *modelTx) Commit(cp engine.Checkpoint) error {
 		return m.tx.Rollback(context.WithoutCancel(m.ctx))
 	}
 	ident := m.mt.ident
+	if cp.Fence != nil { // several instances share the database (lease.go)
+		if err := checkFence(m.ctx, m.tx, ident, cp); err != nil {
+			return err
+		}
+	}
 	now := time.Now().Unix()
 	if len(cp.Errors) > 0 {
 		rows := make([][]any, len(cp.Errors))

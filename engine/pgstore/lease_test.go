@@ -1,0 +1,161 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"statscache/engine"
+	"statscache/engine/cluster"
+	"statscache/engine/pgstore"
+	"statscache/engine/pgstore/pgtest"
+	"statscache/schema"
+)
+
+func leaseSpec(ident string) *engine.ModelSpec {
+	return &engine.ModelSpec{Ident: ident, Name: ident, Table: schema.Table{
+		Name: schema.TableName(ident),
+		Columns: []schema.Column{
+			{Name: "timestamp", Type: schema.Real, NotNull: true, Index: true},
+			{Name: "n", Type: schema.Integer},
+		},
+		Key: []string{"timestamp"},
+	}}
+}
+
+// fencedCommit writes one row (n added) and commits at cursor to with f.
+func fencedCommit(t *testing.T, db *pgstore.DB, ident string, f engine.Fence, from, to int64) error {
+	t.Helper()
+	tx, err := db.Begin(t.Context(), ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply([]engine.RowOp{{Kind: engine.OpAdd, Row: engine.Row{"timestamp": 0.0, "n": int64(1)}}}); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	err = tx.Commit(engine.Checkpoint{Cursor: engine.Position{TimeUS: to, Key: "k"}, From: engine.Position{TimeUS: from, Key: "k"}, Processed: 1, Fence: &f})
+	if err != nil {
+		tx.Rollback()
+	}
+	return err
+}
+
+// TestFencedCommitOnPostgres: on the real server, a commit made with the
+// token of a lease that another instance has taken since is refused
+// (engine.ErrFenced) and writes nothing; the new holder's commits go
+// through; renewing a taken lease fails; a released lease is taken at
+// once with a higher token; the commit log names who committed what.
+func TestFencedCommitOnPostgres(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	db, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Register(ctx, leaseSpec("m")); err != nil {
+		t.Fatal(err)
+	}
+	a1, ok, err := db.Acquire(ctx, "m", "a", 50*time.Millisecond)
+	if err != nil || !ok || a1.Token != 1 {
+		t.Fatalf("acquire: %v %v %v", a1, ok, err)
+	}
+	if _, ok, _ := db.Acquire(ctx, "m", "b", time.Minute); ok {
+		t.Fatal("b took a lease a holds")
+	}
+	if err := fencedCommit(t, db, "m", a1, 0, 10); err != nil {
+		t.Fatalf("commit with the current token: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // a's lease expires (a paused)
+	b2, ok, err := db.Acquire(ctx, "m", "b", time.Minute)
+	if err != nil || !ok || b2.Token != 2 {
+		t.Fatalf("takeover: %v %v %v", b2, ok, err)
+	}
+	err = fencedCommit(t, db, "m", a1, 10, 20)
+	if !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("commit with the stale token: %v, want ErrFenced", err)
+	}
+	if err := fencedCommit(t, db, "m", b2, 10, 30); err != nil {
+		t.Fatalf("commit of the new holder: %v", err)
+	}
+	if kept, err := db.Renew(ctx, "a", map[string]int64{"m": 1}, time.Minute); err != nil || kept["m"] {
+		t.Errorf("a renewed a lease b took: %v %v", kept, err)
+	}
+	if kept, err := db.Renew(ctx, "b", map[string]int64{"m": 2}, time.Minute); err != nil || !kept["m"] {
+		t.Errorf("b could not renew its lease: %v %v", kept, err)
+	}
+	if err := db.Release(ctx, "m", b2); err != nil {
+		t.Fatal(err)
+	}
+	a3, ok, err := db.Acquire(ctx, "m", "a", time.Minute)
+	if err != nil || !ok || a3.Token != 3 {
+		t.Fatalf("acquire after release: %v %v %v", a3, ok, err)
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n, cursor int64
+	if err := conn.QueryRow(ctx, `SELECT (SELECT n FROM model_m), cursor_time_us FROM models WHERE ident = 'm'`).Scan(&n, &cursor); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || cursor != 30 {
+		t.Errorf("table says %d, cursor %d; want 2 (the refused commit wrote nothing) and 30", n, cursor)
+	}
+	rows, _ := conn.Query(ctx, `SELECT holder, token, from_us, to_us FROM cluster_commits ORDER BY id`)
+	type logged struct {
+		Holder   string
+		Token    int64
+		From, To int64
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[logged])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []logged{{"a", 1, 0, 10}, {"b", 2, 10, 30}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("commit log %v, want %v", got, want)
+	}
+}
+
+// TestHeartbeatOnPostgres: instances whose heartbeat expired drop out of
+// the live ones; the reload generation rises once per request.
+func TestHeartbeatOnPostgres(t *testing.T) {
+	ctx := t.Context()
+	db, err := pgstore.Open(ctx, pgtest.URL(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	wm := int64(42)
+	if _, err := db.Heartbeat(ctx, cluster.Instance{ID: "short", Models: map[string]string{"m": "v"}}, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.Heartbeat(ctx, cluster.Instance{ID: "long", Addr: "127.0.0.1:1", WatermarkUS: &wm, Models: map[string]string{"m": "v"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Instances) != 2 {
+		t.Fatalf("live %v, want both", b.Instances)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := db.RequestReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err = db.Heartbeat(ctx, cluster.Instance{ID: "long", Addr: "127.0.0.1:1", WatermarkUS: &wm, Models: map[string]string{"m": "v"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Instances) != 1 || b.Instances[0].ID != "long" || *b.Instances[0].WatermarkUS != 42 || b.Instances[0].Models["m"] != "v" {
+		t.Errorf("live %+v, want only long with its watermark and models", b.Instances)
+	}
+	if b.Reload != 1 {
+		t.Errorf("reload generation %d, want 1", b.Reload)
+	}
+}
