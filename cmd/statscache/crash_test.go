@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,23 +26,26 @@ import (
 // land with items queued, being worked on, delivered and not committed.
 func TestKill9Equivalence(t *testing.T) {
 	corpus := genCorpus(t, 20000, 11, true)
+	eachStore(t, func(t *testing.T, k storeKind) { kill9Equivalence(t, k, corpus) })
+}
+
+func kill9Equivalence(t *testing.T, k storeKind, corpus string) {
 	hub := kojitest.New(kojitest.Options{Delay: 15 * time.Millisecond, FailEvery: 15})
 	koji := httptest.NewServer(hub)
 	defer koji.Close()
 	svc := "koji=" + koji.URL + "/kojihub"
-	dir := t.TempDir()
-	ref := filepath.Join(dir, "ref.db")
+	ref := k.newDB(t, "ref")
 	start := time.Now()
 	if out, err := command("replay", "--db", ref, "--scripts", "../../scripts", "--service", svc, corpus).CombinedOutput(); err != nil {
 		t.Fatalf("reference replay: %v\n%s", err, out)
 	}
 	full := time.Since(start)
 	refCalls := hub.Requests()
-	if n := countRows(t, ref, `SELECT total(completed + failed) FROM model_build_durations_1h`); n < 50 {
+	if n := countRows(t, ref, `SELECT coalesce(sum(completed + failed), 0) FROM model_build_durations_1h`); n < 50 {
 		t.Fatalf("the reference run counted %v finished builds: the queue model was not exercised", n)
 	}
 
-	crash := filepath.Join(dir, "crash.db")
+	crash := k.newDB(t, "crash")
 	rng := rand.New(rand.NewSource(testSeed(t)))
 	kills := 0
 	for i := 0; i < 25; i++ {
@@ -82,7 +84,7 @@ func TestKill9Equivalence(t *testing.T) {
 	}
 	for _, path := range []string{ref, crash} {
 		if failed := query(t, openRO(t, path), `SELECT ident, status_reason FROM models WHERE status != 'ok'`); failed != "" {
-			t.Errorf("%s: failed models:\n%s", filepath.Base(path), failed)
+			t.Errorf("%s: failed models:\n%s", dbName(path), failed)
 		}
 	}
 	want, got := dumpDB(t, ref), dumpDB(t, crash)
@@ -126,12 +128,13 @@ func testSeed(t testing.TB) int64 {
 // times (volatile below).
 func dumpDB(t testing.TB, path string) map[string]string {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	tablesSQL := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if isPostgres(db) {
+		tablesSQL = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
+	}
+	rows, err := db.Query(tablesSQL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,15 +190,14 @@ var volatile = map[string]bool{
 	"model_errors.at":   true,
 	"rejects.at":        true,
 	"migrations.at":     true,
+	"models.commits":    true, // PostgreSQL: how many commits wrote the model (more when a run was cut)
 }
 
-// openRO opens a database read-only for the rest of the test.
+// openRO opens a database (a SQLite path or a PostgreSQL URL) for reading
+// for the rest of the test.
 func openRO(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -203,10 +205,7 @@ func openRO(t testing.TB, path string) *sql.DB {
 // countRows runs a query that returns one number.
 func countRows(t testing.TB, path, q string) float64 {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	defer db.Close()
 	var n float64
 	if err := db.QueryRow(q).Scan(&n); err != nil {
@@ -218,7 +217,11 @@ func countRows(t testing.TB, path, q string) float64 {
 // columns lists a table's columns in declaration order.
 func columns(t testing.TB, db *sql.DB, table string) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
+	q := `SELECT name FROM pragma_table_info(?) ORDER BY cid`
+	if isPostgres(db) {
+		q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`
+	}
+	rows, err := db.Query(q, table)
 	if err != nil {
 		t.Fatal(err)
 	}

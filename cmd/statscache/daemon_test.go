@@ -91,27 +91,29 @@ func (c *corpus) recount() (byCat map[string]int64, byMin map[string]int64) {
 
 // tables reads the same counts from a database file.
 func tables(t *testing.T, path string) (byCat map[string]int64, byMin map[string]int64) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	defer db.Close()
 	byCat, byMin = map[string]int64{}, map[string]int64{}
-	read := func(q string, into map[string]int64) {
+	read := func(q string, into map[string]int64, key func(ts float64, cat string) string) {
 		rows, err := db.Query(q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var k string
+			var ts float64
+			var cat string
 			var n int64
-			rows.Scan(&k, &n)
-			into[k] = n
+			if err := rows.Scan(&ts, &cat, &n); err != nil {
+				t.Fatal(err)
+			}
+			into[key(ts, cat)] = n
 		}
 	}
-	read(`SELECT printf('%.0f|%s', timestamp, category), volume FROM model_volume_by_category_1h`, byCat)
-	read(`SELECT printf('%.0f', timestamp), volume FROM model_volume_1m`, byMin)
+	read(`SELECT timestamp, category, volume FROM model_volume_by_category_1h`, byCat,
+		func(ts float64, cat string) string { return fmt.Sprintf("%.0f|%s", ts, cat) })
+	read(`SELECT timestamp, '', volume FROM model_volume_1m`, byMin,
+		func(ts float64, _ string) string { return fmt.Sprintf("%.0f", ts) })
 	return byCat, byMin
 }
 

@@ -23,6 +23,10 @@ import (
 // record of complete spans makes each restart fill exactly what the killed
 // one had not, and holds the models at the first hole until it has.
 func TestDaemonKilledDuringHistoryFill(t *testing.T) {
+	eachStore(t, daemonKilledDuringHistoryFill)
+}
+
+func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewSource(seed))
 	c := newCorpus(t, seed)
@@ -48,7 +52,7 @@ func TestDaemonKilledDuringHistoryFill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db := filepath.Join(t.TempDir(), "kill.db")
+	db := k.newDB(t, "kill")
 	args := []string{"--db", db, "--scripts", scripts, "--bus", pyEP, "--datagrepper", dg.URL,
 		"--epoch", epoch.Format(time.RFC3339), "--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms",
 		"--verify", "2s"}

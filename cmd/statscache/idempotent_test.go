@@ -16,6 +16,10 @@ import (
 // their totals included.
 func TestReplaySameFileTwiceChangesNothing(t *testing.T) {
 	corpus := genCorpus(t, 3000, 7, true)
+	eachStore(t, func(t *testing.T, k storeKind) { replayTwice(t, k, corpus) })
+}
+
+func replayTwice(t *testing.T, k storeKind, corpus string) {
 	data, err := os.ReadFile(corpus)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +40,7 @@ func TestReplaySameFileTwiceChangesNothing(t *testing.T) {
 	}
 	koji := httptest.NewServer(kojitest.New(kojitest.Options{}))
 	defer koji.Close()
-	db := filepath.Join(t.TempDir(), "twice.db")
+	db := k.newDB(t, "twice")
 	replay := func() string {
 		t.Helper()
 		out, err := command("replay", "--db", db, "--scripts", "../../scripts", "--service", "koji="+koji.URL+"/kojihub", file).CombinedOutput()

@@ -8,12 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"statscache/engine/sqlstore"
 	"statscache/web"
 )
 
@@ -23,7 +21,11 @@ import (
 // compares the counts with an independent recount of the corpus file.
 func TestRecountVolumeByCategory(t *testing.T) {
 	corpus := genCorpus(t, 50000, 5, true)
-	db := filepath.Join(t.TempDir(), "recount.db")
+	eachStore(t, func(t *testing.T, k storeKind) { recountVolumeByCategory(t, k, corpus) })
+}
+
+func recountVolumeByCategory(t *testing.T, k storeKind, corpus string) {
+	db := k.newDB(t, "recount")
 	out, err := command("replay", "--final", "--db", db, "--scripts", "../../scripts", corpus).CombinedOutput()
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
@@ -33,7 +35,7 @@ func TestRecountVolumeByCategory(t *testing.T) {
 		t.Fatalf("recount found only %d buckets", len(want))
 	}
 
-	store, err := sqlstore.Open(t.Context(), db, sqlstore.Options{})
+	store, err := openStore(t.Context(), db, storeOptions{readOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 
 	"statscache/engine"
@@ -47,14 +48,15 @@ func openStore(ctx context.Context, db string, o storeOptions) (store, error) {
 }
 
 // defaultPidfile is where the daemon writes its process id unless told:
-// beside a SQLite file, or, for a PostgreSQL URL, in the working directory
-// under a name derived from the URL.
+// beside a SQLite file, or, for a PostgreSQL URL, in the temporary
+// directory under a name derived from the URL (several daemons of one
+// machine on one database each need a --pidfile of their own).
 func defaultPidfile(db string) string {
 	if !pgstore.IsURL(db) {
 		return db + ".pid"
 	}
 	h := sha256.Sum256([]byte(db))
-	return filepath.Join(".", "statscache-"+hex.EncodeToString(h[:4])+".pid")
+	return filepath.Join(os.TempDir(), "statscache-"+hex.EncodeToString(h[:4])+".pid")
 }
 
 // dbName names the database in messages: a path as given, a URL without
