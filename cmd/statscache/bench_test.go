@@ -54,7 +54,8 @@ func benchReplay(b *testing.B, c *common, files []string) {
 }
 
 // BenchmarkReplay measures replay throughput through the 11 volume model
-// instances: "end-to-end" journals a fresh corpus and runs the models;
+// instances, on SQLite and on PostgreSQL (a fresh database per run):
+// "end-to-end" journals a fresh corpus and runs the models;
 // "journal" only journals it; "models" runs the models over a journal that
 // is already filled (the catch-up of a new or restarted model).
 func BenchmarkReplay(b *testing.B) {
@@ -69,35 +70,39 @@ func BenchmarkReplay(b *testing.B) {
 		return &common{db: db, scripts: scripts, sync: "NORMAL", batch: 5000, batchInterval: time.Second,
 			maxBytes: 8 << 20, maxDepth: 64}
 	}
-	b.Run("end-to-end", func(b *testing.B) {
-		var total time.Duration
-		for i := 0; i < b.N; i++ {
-			db := filepath.Join(b.TempDir(), "e2e.db")
-			start := time.Now()
-			benchReplay(b, newCommon(db, scriptsDir), []string{corpus})
-			total += time.Since(start)
-		}
-		report(b, total)
-	})
-	b.Run("journal", func(b *testing.B) {
-		var total time.Duration
-		for i := 0; i < b.N; i++ {
-			db := filepath.Join(b.TempDir(), "journal.db")
-			start := time.Now()
-			benchReplay(b, newCommon(db, empty), []string{corpus})
-			total += time.Since(start)
-		}
-		report(b, total)
-	})
-	b.Run("models", func(b *testing.B) {
-		var total time.Duration
-		for i := 0; i < b.N; i++ {
-			db := filepath.Join(b.TempDir(), "models.db")
-			benchReplay(b, newCommon(db, empty), []string{corpus})
-			start := time.Now()
-			benchReplay(b, newCommon(db, scriptsDir), nil)
-			total += time.Since(start)
-		}
-		report(b, total)
-	})
+	for _, k := range storeKinds {
+		b.Run(k.name, func(b *testing.B) {
+			b.Run("end-to-end", func(b *testing.B) {
+				var total time.Duration
+				for i := 0; i < b.N; i++ {
+					db := k.newDB(b, "e2e")
+					start := time.Now()
+					benchReplay(b, newCommon(db, scriptsDir), []string{corpus})
+					total += time.Since(start)
+				}
+				report(b, total)
+			})
+			b.Run("journal", func(b *testing.B) {
+				var total time.Duration
+				for i := 0; i < b.N; i++ {
+					db := k.newDB(b, "journal")
+					start := time.Now()
+					benchReplay(b, newCommon(db, empty), []string{corpus})
+					total += time.Since(start)
+				}
+				report(b, total)
+			})
+			b.Run("models", func(b *testing.B) {
+				var total time.Duration
+				for i := 0; i < b.N; i++ {
+					db := k.newDB(b, "models")
+					benchReplay(b, newCommon(db, empty), []string{corpus})
+					start := time.Now()
+					benchReplay(b, newCommon(db, scriptsDir), nil)
+					total += time.Since(start)
+				}
+				report(b, total)
+			})
+		})
+	}
 }

@@ -57,6 +57,8 @@ type modelTx struct {
 	committed bool
 	// nextID is the "id" the next new row gets; 0 until read.
 	nextID int64
+	// state holds the state writes until Commit (nil deletes).
+	state map[string]*string
 }
 
 // maxRows bounds the rows of one multi-row write.
@@ -227,19 +229,36 @@ func columnArray(c schema.Column, ops []engine.RowOp) (any, error) {
 	}
 }
 
+// PutState buffers a state write: they are all sent at Commit, two
+// statements for however many keys (a model may touch thousands a batch).
 func (m *modelTx) PutState(key string, value *string) error {
-	if m.committed {
-		return nil
+	if m.state == nil {
+		m.state = map[string]*string{}
 	}
-	var err error
-	if value == nil {
-		_, err = m.tx.Exec(m.ctx, `DELETE FROM model_state WHERE ident = $1 AND key = $2`, m.mt.ident, key)
-	} else {
-		_, err = m.tx.Exec(m.ctx, `INSERT INTO model_state (ident, key, value) VALUES ($1, $2, $3)
-			ON CONFLICT (ident, key) DO UPDATE SET value = excluded.value`, m.mt.ident, key, *value)
+	m.state[key] = value
+	return nil
+}
+
+// writeState sends the buffered state writes.
+func (m *modelTx) writeState() error {
+	var setK, setV, del []string
+	for k, v := range m.state {
+		if v == nil {
+			del = append(del, k)
+		} else {
+			setK, setV = append(setK, k), append(setV, *v)
+		}
 	}
-	if err != nil {
-		return rowError(m.mt.ident, "state "+key, err)
+	if len(del) > 0 {
+		if _, err := m.tx.Exec(m.ctx, `DELETE FROM model_state WHERE ident = $1 AND key = ANY($2::text[])`, m.mt.ident, del); err != nil {
+			return diskFull(fmt.Errorf("state of %s: %w", m.mt.ident, err))
+		}
+	}
+	if len(setK) > 0 {
+		if _, err := m.tx.Exec(m.ctx, `INSERT INTO model_state (ident, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])
+			ON CONFLICT (ident, key) DO UPDATE SET value = excluded.value`, m.mt.ident, setK, setV); err != nil {
+			return rowError(m.mt.ident, "state", err)
+		}
 	}
 	return nil
 }
@@ -262,6 +281,9 @@ func (m *modelTx) Commit(cp engine.Checkpoint) error {
 		}
 	}
 	now := time.Now().Unix()
+	if err := m.writeState(); err != nil {
+		return err
+	}
 	if len(cp.Errors) > 0 {
 		rows := make([][]any, len(cp.Errors))
 		for i, e := range cp.Errors {
