@@ -22,13 +22,19 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	if mt == nil {
 		return nil, fmt.Errorf("model %s: not registered", ident)
 	}
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
-	}
 	var commits int64
-	if err := tx.QueryRow(ctx, `SELECT commits FROM models WHERE ident = $1 FOR UPDATE`, ident).Scan(&commits); err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
+	tx, err := again(ctx, func() (pgx.Tx, error) {
+		tx, err := db.pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := tx.QueryRow(ctx, `SELECT commits FROM models WHERE ident = $1 FOR UPDATE`, ident).Scan(&commits); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		return tx, nil
+	})
+	if err != nil {
 		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
 	}
 	m := &modelTx{ctx: ctx, db: db, tx: tx, mt: mt, commits: commits}

@@ -13,10 +13,6 @@ import (
 	"statscache/engine"
 )
 
-// maxAttempts bounds how often a transaction that lost a deadlock or a
-// serialization conflict to another process is run again.
-const maxAttempts = 5
-
 // Append writes the new messages in one transaction. A message whose key
 // is already journaled is a duplicate and changes nothing. A new message
 // that sorts before the cursor of some model (and not before its start) is
@@ -35,9 +31,10 @@ func (db *DB) AppendSpan(ctx context.Context, msgs []*engine.Message, span engin
 }
 
 // appendSpan runs the append transaction, again when it lost a deadlock to
-// another process appending the same keys. A transaction whose COMMIT was
-// lost with the connection may have committed: running it again is still
-// right, the dedupe makes the second run add nothing.
+// another process appending the same keys or its connection broke. A
+// transaction whose COMMIT was lost with the connection may have
+// committed: running it again is still right, the dedupe makes the second
+// run add nothing (its messages then count as duplicates).
 func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engine.Span) (res engine.AppendResult, err error) {
 	// Candidates in key order: two processes appending the same messages
 	// take their key locks in the same order and cannot deadlock on them.
@@ -53,16 +50,12 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 		cands = append(cands, m)
 	}
 	slices.SortFunc(cands, func(a, b *engine.Message) int { return strings.Compare(a.Key, b.Key) })
-	for attempt := 1; ; attempt++ {
-		r, err := db.appendTx(ctx, cands, span)
-		if err == nil {
-			r.Duplicates += res.Duplicates
-			return r, nil
-		}
-		if !retryable(err) || attempt == maxAttempts {
-			return res, diskFull(err)
-		}
+	r, err := again(ctx, func() (engine.AppendResult, error) { return db.appendTx(ctx, cands, span) })
+	if err != nil {
+		return res, diskFull(err)
 	}
+	r.Duplicates += res.Duplicates
+	return r, nil
 }
 
 func (db *DB) appendTx(ctx context.Context, msgs []*engine.Message, span *engine.Span) (res engine.AppendResult, err error) {
@@ -192,6 +185,10 @@ func addJournalStats(ctx context.Context, tx pgx.Tx, d journalDelta) error {
 
 // Scan reads up to limit journal messages after the position, in order.
 func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*engine.Message, error) {
+	return again(ctx, func() ([]*engine.Message, error) { return db.scan(ctx, after, limit) })
+}
+
+func (db *DB) scan(ctx context.Context, after engine.Position, limit int) ([]*engine.Message, error) {
 	t, k := after.TimeUS, after.Key
 	if after.IsZero() {
 		t, k = math.MinInt64, ""
@@ -218,7 +215,7 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 
 // JournalStats reads the journal's kept figures (one row).
 func (db *DB) JournalStats(ctx context.Context) (engine.JournalStats, error) {
-	return readJournalStats(ctx, db.pool)
+	return again(ctx, func() (engine.JournalStats, error) { return readJournalStats(ctx, db.pool) })
 }
 
 func readJournalStats(ctx context.Context, q queryer) (engine.JournalStats, error) {

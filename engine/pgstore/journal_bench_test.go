@@ -13,7 +13,7 @@ import (
 
 // benchMessages returns n messages with the records of the bundled sample
 // (real bus messages, about 1 KB each) and fresh keys.
-func benchMessages(b *testing.B, n, round int) []*engine.Message {
+func benchMessages(b testing.TB, n, round int) []*engine.Message {
 	f, err := os.Open("../../scripts/sample/messages.jsonl")
 	if err != nil {
 		b.Fatal(err)

@@ -54,7 +54,20 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 	if err != nil {
 		return st, fmt.Errorf("encode spec: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err = again0(ctx, func() error { return db.register(ctx, spec, &t, ddl, specJSON) })
+	if err != nil {
+		return st, diskFull(fmt.Errorf("register %s: %w", spec.Ident, err))
+	}
+	db.mu.Lock()
+	db.tables[spec.Ident] = newModelTable(spec.Ident, t)
+	db.mu.Unlock()
+	return db.status(ctx, spec.Ident)
+}
+
+// register is Register's transaction; it may run again after a lost
+// connection (a second run finds the model and its table there).
+func (db *DB) register(ctx context.Context, spec *engine.ModelSpec, t *schema.Table, ddl []string, specJSON []byte) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockRegister); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
@@ -99,20 +112,15 @@ func (db *DB) Register(ctx context.Context, spec *engine.ModelSpec) (engine.Mode
 		}
 		return nil
 	})
-	if err != nil {
-		return st, diskFull(fmt.Errorf("register %s: %w", spec.Ident, err))
-	}
-	db.mu.Lock()
-	db.tables[spec.Ident] = newModelTable(spec.Ident, t)
-	db.mu.Unlock()
-	return db.status(ctx, spec.Ident)
 }
 
 func (db *DB) status(ctx context.Context, ident string) (engine.ModelStatus, error) {
 	var st engine.ModelStatus
 	var at int64
-	err := db.pool.QueryRow(ctx, `SELECT cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at
+	err := again0(ctx, func() error {
+		return db.pool.QueryRow(ctx, `SELECT cursor_time_us, cursor_key, cursor_id, processed, errors, status, status_reason, updated_at
 		FROM models WHERE ident = $1`, ident).Scan(&st.Cursor.TimeUS, &st.Cursor.Key, &st.CursorID, &st.Processed, &st.Errors, &st.Status, &st.Reason, &at)
+	})
 	if errNoRows(err) {
 		return st, fmt.Errorf("model %s: %w", ident, engine.ErrNotFound)
 	}
@@ -125,7 +133,7 @@ func (db *DB) status(ctx context.Context, ident string) (engine.ModelStatus, err
 
 // SetStatus marks a model ok or failed.
 func (db *DB) SetStatus(ctx context.Context, ident, status, reason string) error {
-	if _, err := db.pool.Exec(ctx, `UPDATE models SET status = $1, status_reason = $2, updated_at = $3 WHERE ident = $4`,
+	if err := db.exec(ctx, `UPDATE models SET status = $1, status_reason = $2, updated_at = $3 WHERE ident = $4`,
 		status, safeText(reason), time.Now().Unix(), ident); err != nil {
 		return diskFull(fmt.Errorf("set status of %s: %w", ident, err))
 	}
@@ -134,7 +142,7 @@ func (db *DB) SetStatus(ctx context.Context, ident, status, reason string) error
 
 // SetStart records where a model's history starts (see Append).
 func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
-	if _, err := db.pool.Exec(ctx, `UPDATE models SET start_us = $1 WHERE ident = $2`, startUS, ident); err != nil {
+	if err := db.exec(ctx, `UPDATE models SET start_us = $1 WHERE ident = $2`, startUS, ident); err != nil {
 		return diskFull(fmt.Errorf("set start of %s: %w", ident, err))
 	}
 	return nil
@@ -143,7 +151,9 @@ func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
 // LoadState reads one committed state value.
 func (db *DB) LoadState(ctx context.Context, ident, key string) (string, bool, error) {
 	var v string
-	err := db.pool.QueryRow(ctx, `SELECT value FROM model_state WHERE ident = $1 AND key = $2`, ident, key).Scan(&v)
+	err := again0(ctx, func() error {
+		return db.pool.QueryRow(ctx, `SELECT value FROM model_state WHERE ident = $1 AND key = $2`, ident, key).Scan(&v)
+	})
 	if errNoRows(err) {
 		return "", false, nil
 	}
@@ -180,7 +190,7 @@ func (db *DB) GetRow(ctx context.Context, ident string, key engine.Row) (engine.
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	err := db.pool.QueryRow(ctx, q, args...).Scan(ptrs...)
+	err := again0(ctx, func() error { return db.pool.QueryRow(ctx, q, args...).Scan(ptrs...) })
 	if errNoRows(err) {
 		return nil, nil
 	}
@@ -215,7 +225,9 @@ func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
 		return 0, fmt.Errorf("count rows of %s: %w", ident, engine.ErrNotFound)
 	}
 	var n int64
-	if err := db.pool.QueryRow(ctx, `SELECT n FROM table_rows WHERE name = $1`, mt.t.Name).Scan(&n); err != nil {
+	if err := again0(ctx, func() error {
+		return db.pool.QueryRow(ctx, `SELECT n FROM table_rows WHERE name = $1`, mt.t.Name).Scan(&n)
+	}); err != nil {
 		return 0, fmt.Errorf("count rows of %s: %w", ident, err)
 	}
 	return n, nil
@@ -277,6 +289,17 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 
 // PendingWork reads a model's committed, undelivered work items in order.
 func (db *DB) PendingWork(ctx context.Context, ident string) ([]engine.WorkItem, int64, error) {
+	var last int64
+	items, err := again(ctx, func() ([]engine.WorkItem, error) {
+		var err error
+		var items []engine.WorkItem
+		items, last, err = db.pendingWork(ctx, ident)
+		return items, err
+	})
+	return items, last, err
+}
+
+func (db *DB) pendingWork(ctx context.Context, ident string) ([]engine.WorkItem, int64, error) {
 	var last int64
 	err := db.pool.QueryRow(ctx, `SELECT queue_seq FROM models WHERE ident = $1`, ident).Scan(&last)
 	if errNoRows(err) {

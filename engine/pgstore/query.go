@@ -20,6 +20,10 @@ import (
 
 // readTx runs fn in one read-only snapshot.
 func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return again0(ctx, func() error { return db.readTx1(ctx, fn) })
+}
+
+func (db *DB) readTx1(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)

@@ -19,12 +19,10 @@ func (db *DB) AddRejects(ctx context.Context, rs []engine.Reject) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		if err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return db.addRejects(ctx, tx, rs) }); !retryable(err) {
-			break
-		}
-	}
+	// Idempotent (reject_seen), so safe to run again.
+	err := again0(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return db.addRejects(ctx, tx, rs) })
+	})
 	if err != nil {
 		return diskFull(fmt.Errorf("add rejects: %w", err))
 	}

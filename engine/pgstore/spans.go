@@ -34,6 +34,10 @@ func addSpan(ctx context.Context, tx pgx.Tx, span engine.Span) error {
 
 // CompleteSpans returns the spans recorded as complete, in order.
 func (db *DB) CompleteSpans(ctx context.Context) ([]engine.Span, error) {
+	return again(ctx, func() ([]engine.Span, error) { return db.completeSpans(ctx) })
+}
+
+func (db *DB) completeSpans(ctx context.Context) ([]engine.Span, error) {
 	rows, err := db.pool.Query(ctx, `SELECT start_us, end_us FROM fill_spans ORDER BY start_us`)
 	if err != nil {
 		return nil, fmt.Errorf("read complete spans: %w", err)
