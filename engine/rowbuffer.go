@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
-	"strconv"
-	"strings"
 
 	"statscache/schema"
 )
@@ -42,6 +42,7 @@ type rowBuffer struct {
 	store rowGetter
 	ops   []RowOp
 	byKey map[string][]int // op indices per row key, in order
+	kbuf  []byte           // the key of the row being written
 }
 
 // rowGetter is the one thing the buffer needs from the store: committed
@@ -62,31 +63,43 @@ func (b *rowBuffer) reset() {
 // keyString encodes the row key of r, checking that every key column is
 // present.
 func (b *rowBuffer) keyString(r Row) (string, error) {
-	var sb strings.Builder
+	k, err := b.appendKey(nil, r)
+	return string(k), err
+}
+
+// appendKey appends the row key of r to buf in a compact binary form (a
+// type byte, then the string's length and bytes, or the number's float64
+// bits): it is built for every row a model writes, and formatting it as
+// text cost more than the rest of the write.
+func (b *rowBuffer) appendKey(buf []byte, r Row) ([]byte, error) {
 	for _, k := range b.table.Key {
 		v, ok := r[k]
 		if !ok || v == nil {
-			return "", fmt.Errorf("row key column %q is missing", k)
+			return buf, fmt.Errorf("row key column %q is missing", k)
 		}
 		switch x := v.(type) {
 		case string:
-			sb.WriteString("s")
-			sb.WriteString(strconv.Quote(x))
+			buf = append(buf, 's')
+			buf = binary.AppendUvarint(buf, uint64(len(x)))
+			buf = append(buf, x...)
 		case float64:
-			sb.WriteString("n")
-			sb.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+			buf = append(buf, 'n')
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x))
 		case int64:
-			sb.WriteString("n")
-			sb.WriteString(strconv.FormatFloat(float64(x), 'g', -1, 64))
+			buf = append(buf, 'n')
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(float64(x)))
 		case bool:
-			sb.WriteString("b")
-			sb.WriteString(strconv.FormatBool(x))
+			buf = append(buf, 'b')
+			if x {
+				buf = append(buf, 1)
+			} else {
+				buf = append(buf, 0)
+			}
 		default:
-			return "", fmt.Errorf("row key column %q: a %T cannot be a key", k, v)
+			return buf, fmt.Errorf("row key column %q: a %T cannot be a key", k, v)
 		}
-		sb.WriteByte(0)
 	}
-	return sb.String(), nil
+	return buf, nil
 }
 
 func (b *rowBuffer) check(r Row) error {
@@ -137,7 +150,8 @@ func (b *rowBuffer) write(kind OpKind, r Row) error {
 	if err := b.check(r); err != nil {
 		return err
 	}
-	k, err := b.keyString(r)
+	var err error
+	b.kbuf, err = b.appendKey(b.kbuf[:0], r)
 	if err != nil {
 		return err
 	}
@@ -148,19 +162,17 @@ func (b *rowBuffer) write(kind OpKind, r Row) error {
 			}
 		}
 	}
-	row := make(Row, len(r))
-	for c, v := range r {
-		row[c] = v
-	}
-	idx := b.byKey[k]
-	if len(idx) > 0 && b.fold(&b.ops[idx[len(idx)-1]], kind, row) {
+	idx := b.byKey[string(b.kbuf)]
+	// fold copies what it keeps of r; a new op keeps a copy of its own,
+	// since the caller may reuse r.
+	if len(idx) > 0 && b.fold(&b.ops[idx[len(idx)-1]], kind, r) {
 		return nil
 	}
 	if len(idx) > 0 && kind == OpInsert {
 		return fmt.Errorf("insert: a row with this key was already written in this update (use upsert or add)")
 	}
-	b.byKey[k] = append(idx, len(b.ops))
-	b.ops = append(b.ops, RowOp{Kind: kind, Row: row})
+	b.byKey[string(b.kbuf)] = append(idx, len(b.ops))
+	b.ops = append(b.ops, RowOp{Kind: kind, Row: maps.Clone(r)})
 	return nil
 }
 

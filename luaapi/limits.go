@@ -324,11 +324,14 @@ func checkGuards(now time.Time, heap uint64, charged int64) {
 const MaxTableEntries = 2_000_000
 
 // sizeCheckEvery returns after how many process calls the next size check
-// runs: rarely enough that the walk costs a few entry visits per message
-// however large the tables are, and, when the tables grow, before they can
-// reach the limit at the rate they grew since the previous check.
+// runs: rarely enough that the walk costs well under one entry visit per
+// message however large the tables are (a model's globals alone, the
+// standard library included, are a few hundred entries: walking them every
+// 64 calls was an eighth of the volume models' process cost), and, when the
+// tables grow, before they can reach the limit at the rate they grew since
+// the previous check.
 func sizeCheckEvery(count, prevCount, calls int) int {
-	every := min(max(count/4, 64), 5000)
+	every := min(max(count*4, 1024), 5000)
 	if grew := count - prevCount; grew > 0 && calls > 0 {
 		perCall := max(1, grew/calls)
 		every = min(every, max(1, (MaxTableEntries-count)/perCall/2))
@@ -342,7 +345,11 @@ func sizeCheckEvery(count, prevCount, calls int) int {
 // table that grows without bound. The walk stops as soon as the limit is
 // passed, so it costs at most the limit.
 func (m *Model) checkSize() error {
-	seen := map[any]bool{}
+	if m.sizeSeen == nil {
+		m.sizeSeen = map[any]bool{}
+	}
+	seen := m.sizeSeen
+	defer clear(seen)
 	n := 0
 	var walk func(v lua.LValue) bool
 	walk = func(v lua.LValue) bool {

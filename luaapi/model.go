@@ -32,9 +32,10 @@ type Model struct {
 	// call to the next, which is why a model must copy what it keeps.
 	msgT *lua.LTable
 	cur  *engine.Message
-	// dirty is set when a lazy field was filled for the current message.
-	dirty bool
-	p     fastjson.Parser
+	// filled has a bit for each lazy field (see lazyFields) filled for
+	// the current message: only those are cleared before the next one.
+	filled uint8
+	p      fastjson.Parser
 	// writer is set only while update runs.
 	writer engine.RowWriter
 	dbT    *lua.LTable
@@ -57,6 +58,8 @@ type Model struct {
 	// sizeCount is the table entries counted at the last size check;
 	// untilSizeCheck counts process calls down to the next one.
 	sizeCount, sizeCalls, untilSizeCheck int
+	// sizeSeen is checkSize's set of visited tables, kept between checks.
+	sizeSeen map[any]bool
 }
 
 func newModel(s *Script, spec *engine.ModelSpec, iv time.Duration, opts Options) *Model {
@@ -182,12 +185,14 @@ func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
 	m.cur = msg
 	t.RawSetString("topic", lua.LString(msg.Topic))
 	t.RawSetString("time", lua.LNumber(msg.Seconds()))
-	if m.dirty {
+	if m.filled != 0 {
 		// Drop what the previous message's lazy fields left behind.
-		for _, f := range lazyFields {
-			t.RawSetString(f, lua.LNil)
+		for i, f := range lazyFields {
+			if m.filled&(1<<i) != 0 {
+				t.RawSetString(f, lua.LNil)
+			}
 		}
-		m.dirty = false
+		m.filled = 0
 	}
 	err := m.call(m.process, t, m.guard.limits.CallTimeout)
 	m.cur = nil
@@ -203,6 +208,16 @@ func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
 // are set eagerly because nearly every model reads them.
 var lazyFields = []string{"id", "key", "category", "body", "msg", "headers"}
 
+// The bits of Model.filled, in the order of lazyFields.
+const (
+	fillID uint8 = 1 << iota
+	fillKey
+	fillCategory
+	fillBody
+	fillMsg
+	fillHeaders
+)
+
 // lazyField is the message table's __index: it fills id, key and category,
 // and converts the body or the headers from JSON, the first time the script
 // reads them, so a model pays only for what it uses.
@@ -213,15 +228,18 @@ func (m *Model) lazyField(L *lua.LState) int {
 		L.Push(lua.LNil)
 		return 1
 	}
-	m.dirty = true
 	switch key {
 	case "id", "key", "category":
 		v := lua.LString(m.cur.ID)
 		switch key {
+		case "id":
+			m.filled |= fillID
 		case "key":
 			v = lua.LString(m.cur.Key)
+			m.filled |= fillKey
 		case "category":
 			v = lua.LString(m.cur.Category())
+			m.filled |= fillCategory
 		}
 		t.RawSetString(key, v)
 		L.Push(v)
@@ -232,6 +250,7 @@ func (m *Model) lazyField(L *lua.LState) int {
 			L.RaiseError("%v", err)
 		}
 		v := fromJSON(L, b)
+		m.filled |= fillBody | fillMsg
 		t.RawSetString("body", v)
 		t.RawSetString("msg", v)
 		L.Push(v)
@@ -244,6 +263,7 @@ func (m *Model) lazyField(L *lua.LState) int {
 		if v == lua.LNil {
 			v = L.NewTable()
 		}
+		m.filled |= fillHeaders
 		t.RawSetString("headers", v)
 		L.Push(v)
 	default:
