@@ -193,6 +193,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		return
 	}
 	defer r.model.Close()
+	defer r.e.cache.leave(r)
 	if r.wq == nil {
 		r.warnOrphanWork(ctx)
 	} else {
@@ -224,7 +225,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		// The read and the publication of how far it reaches are one step
 		// with respect to Ingest (see Engine.commitMu).
 		r.e.commitMu.RLock()
-		batch, err := r.e.cache.next(ctx, r.cursor, r.e.cfg.ScanSize)
+		batch, err := r.e.cache.next(ctx, r, r.cursor, r.e.cfg.ScanSize)
 		if len(batch) > 0 {
 			r.mu.Lock()
 			if end := batch[len(batch)-1].Pos(); r.readTo.Less(end) {

@@ -33,7 +33,7 @@ func TestScanCacheBoundedByBytes(t *testing.T) {
 	after := Position{}
 	for i := 0; i < 10; i++ {
 		at = append(at, after)
-		msgs, err := c.next(ctx, after, 10)
+		msgs, err := c.next(ctx, nil, after, 10)
 		if err != nil || len(msgs) != 10 {
 			t.Fatalf("batch %d: %d messages, %v", i, len(msgs), err)
 		}
@@ -47,18 +47,77 @@ func TestScanCacheBoundedByBytes(t *testing.T) {
 	}
 	// The newest three are shared; an older one is read again, whole.
 	for _, p := range at[7:] {
-		if _, err := c.next(ctx, p, 10); err != nil {
+		if _, err := c.next(ctx, nil, p, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := reads.Load(); n != 10 {
 		t.Errorf("cached batches were read again: %d reads", n)
 	}
-	msgs, err := c.next(ctx, at[2], 10)
+	msgs, err := c.next(ctx, nil, at[2], 10)
 	if err != nil || len(msgs) != 10 || msgs[0].Key != "k020" {
 		t.Fatalf("evicted batch: %d messages, %v", len(msgs), err)
 	}
 	if n := reads.Load(); n != 11 {
 		t.Errorf("%d reads, want 11", n)
+	}
+}
+
+// A batch every reader has passed is dropped at once, whatever room the
+// byte bound leaves; one a reader still stands before stays shared.
+func TestScanCacheDropsPassedBatches(t *testing.T) {
+	ctx := context.Background()
+	var reads atomic.Int64
+	journal := make([]*Message, 50)
+	for i := range journal {
+		journal[i] = &Message{TimeUS: int64(i + 1), Key: fmt.Sprintf("k%03d", i), Raw: make([]byte, 100)}
+	}
+	scan := func(_ context.Context, after Position, limit int) ([]*Message, error) {
+		reads.Add(1)
+		var out []*Message
+		for _, m := range journal {
+			if after.Less(m.Pos()) && len(out) < limit {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	c := newScanCache(scan, 64)
+	fast, slow := new(int), new(int)
+	// The fast reader reads three batches; the slow one stands at the first.
+	var at []Position
+	after := Position{}
+	if _, err := c.next(ctx, slow, after, 10); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		at = append(at, after)
+		msgs, err := c.next(ctx, fast, after, 10)
+		if err != nil || len(msgs) != 10 {
+			t.Fatalf("batch %d: %d messages, %v", i, len(msgs), err)
+		}
+		after = msgs[9].Pos()
+	}
+	if len(c.entries) != 3 {
+		t.Fatalf("cache holds %d batches while the slow reader is at the first; want 3", len(c.entries))
+	}
+	// The slow reader moves to the second batch: the first is dropped, the
+	// second and third are still shared.
+	if _, err := c.next(ctx, slow, at[1], 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.entries[at[0]]; ok || len(c.entries) != 2 {
+		t.Errorf("after both passed the first batch the cache holds %d batches (first kept: %v); want 2", len(c.entries), ok)
+	}
+	if _, err := c.next(ctx, slow, at[2], 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 3 {
+		t.Errorf("%d reads, want 3 (the slow reader shares the fast one's)", n)
+	}
+	// A reader that leaves no longer holds batches.
+	c.leave(slow)
+	if len(c.entries) != 1 {
+		t.Errorf("after the slow reader left: %d batches, want 1 (the fast reader's next)", len(c.entries))
 	}
 }
