@@ -10,6 +10,7 @@
 //	statscache test   [--scripts DIR]                       run the scripts against their examples
 //	statscache demo   [--db PATH] [--listen ADDR]           replay the bundled sample, then serve
 //	statscache meta   [--scripts DIR] FILE...               print fedmsg.meta helpers for messages
+//	statscache migrate --from FILE --to postgres://...       copy a SQLite database to PostgreSQL
 package main
 
 import (
@@ -34,6 +35,7 @@ Usage:
   statscache test   [--scripts DIR] [--run REGEXP] [-v]   run the scripts against their examples (no database)
   statscache demo   [--db PATH] [--listen ADDR]           replay the bundled sample, then serve
   statscache meta   [--scripts DIR] FILE...               print the fedmsg.meta helpers of messages
+  statscache migrate --from FILE --to postgres://... [--replace]   copy a SQLite database to PostgreSQL
 
 Run "statscache COMMAND -h" for the flags of a command.
 `
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "meta":
 		return runMeta(rest, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "statscache: unknown command %q\n\n%s", cmd, usage)
 	return 2
