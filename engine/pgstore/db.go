@@ -20,11 +20,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 )
 
 var (
@@ -56,7 +58,10 @@ type DB struct {
 	pool     *pgxpool.Pool
 	keep     int
 	readOnly bool
-	name     string // the URL without its password, for messages
+	// codec compresses journal records (codec.go).
+	codec atomic.Pointer[sqlkit.Codec]
+	name  string // the URL without its password, for messages
+	url   string
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
@@ -99,8 +104,12 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open %s: %w", name, explain(err))
 	}
-	db := &DB{pool: pool, keep: opts.KeepErrors, readOnly: opts.ReadOnly, name: name, tables: map[string]*modelTable{}}
+	db := &DB{pool: pool, keep: opts.KeepErrors, readOnly: opts.ReadOnly, name: name, url: dbURL, tables: map[string]*modelTable{}}
 	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	if _, err := db.loadCodec(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
@@ -112,6 +121,9 @@ func (db *DB) Close() error {
 	db.pool.Close()
 	return nil
 }
+
+// URL is the URL the database was opened with (its password included).
+func (db *DB) URL() string { return db.url }
 
 // String names the database (its URL without a password).
 func (db *DB) String() string { return db.name }

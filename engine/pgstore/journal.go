@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 )
 
 // Append writes the new messages in one transaction. A message whose key
@@ -64,8 +65,12 @@ func (db *DB) appendTx(ctx context.Context, msgs []*engine.Message, span *engine
 		return res, fmt.Errorf("append: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	var c *sqlkit.Codec
 	if len(msgs) > 0 {
-		if res, err = insertJournal(ctx, tx, msgs); err != nil {
+		if c, err = db.codecFor(ctx, tx, msgs); err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
+		if res, err = insertJournal(ctx, tx, msgs, c); err != nil {
 			return res, err
 		}
 	}
@@ -77,12 +82,15 @@ func (db *DB) appendTx(ctx context.Context, msgs []*engine.Message, span *engine
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("append: commit: %w", err)
 	}
+	if c != nil && c != db.codec.Load() {
+		db.codec.Store(c) // with the dictionary this append recorded
+	}
 	return res, nil
 }
 
 // insertJournal journals the messages that are new, flags the late ones
 // and keeps journal_stats current, inside tx.
-func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message) (res engine.AppendResult, err error) {
+func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message, c *sqlkit.Codec) (res engine.AppendResult, err error) {
 	// The cursors are read under a share lock: a model cannot commit
 	// past a message while it is being journaled (the commit waits), so a
 	// message is flagged late exactly when some model will not see it,
@@ -107,9 +115,9 @@ func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message) (res 
 	n := len(msgs)
 	times, lates := make([]int64, n), make([]int16, n)
 	keys, ids, topics := make([]string, n), make([]string, n), make([]string, n)
-	raws := make([][]byte, n)
+	raws := packAll(c, msgs)
 	for i, m := range msgs {
-		times[i], keys[i], ids[i], topics[i], raws[i] = m.TimeUS, m.Key, m.ID, m.Topic, m.Raw
+		times[i], keys[i], ids[i], topics[i] = m.TimeUS, m.Key, m.ID, m.Topic
 		p := m.Pos()
 		for _, mk := range marks {
 			if p.Less(mk.cursor) && p.TimeUS >= mk.startUS {
@@ -202,8 +210,12 @@ func (db *DB) scan(ctx context.Context, after engine.Position, limit int) ([]*en
 	out := make([]*engine.Message, 0, limit)
 	for rows.Next() {
 		m := &engine.Message{}
-		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &m.Raw); err != nil {
+		var stored []byte
+		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &stored); err != nil {
 			return nil, fmt.Errorf("scan journal: %w", err)
+		}
+		if m.Raw, err = db.unpack(ctx, stored); err != nil {
+			return nil, fmt.Errorf("scan journal at %s: %w", m.ID, err)
 		}
 		out = append(out, m)
 	}

@@ -28,6 +28,8 @@ type store interface {
 type kind struct {
 	name string
 	open func(t *testing.T, opts opts) store
+	// reopen opens db's database a second time, as another process would.
+	reopen func(t *testing.T, db store) store
 }
 
 type opts struct{ keep int }
@@ -40,9 +42,23 @@ var kinds = []kind{
 		}
 		t.Cleanup(func() { db.Close() })
 		return db
+	}, func(t *testing.T, s store) store {
+		db, err := sqlstore.Open(t.Context(), s.(*sqlstore.DB).Path, sqlstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
 	}},
 	{"postgres", func(t *testing.T, o opts) store {
 		db, err := pgstore.Open(t.Context(), pgtest.URL(t), pgstore.Options{KeepErrors: o.keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}, func(t *testing.T, s store) store {
+		db, err := pgstore.Open(t.Context(), s.(*pgstore.DB).URL(), pgstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
