@@ -3,13 +3,13 @@ package pgstore
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 	"statscache/schema"
 )
 
@@ -78,9 +78,9 @@ func (m *modelTx) Apply(ops []engine.RowOp) error {
 		return nil
 	}
 	for i := 0; i < len(ops); {
-		cols := sortedCols(ops[i].Row)
+		cols := sqlkit.SortedCols(ops[i].Row)
 		j := i + 1
-		for j < len(ops) && j-i < maxRows && ops[j].Kind == ops[i].Kind && sameCols(cols, ops[j].Row) {
+		for j < len(ops) && j-i < maxRows && ops[j].Kind == ops[i].Kind && sqlkit.SameCols(cols, ops[j].Row) {
 			j++
 		}
 		if err := m.apply(ops[i].Kind, cols, ops[i:j]); err != nil {
@@ -89,27 +89,6 @@ func (m *modelTx) Apply(ops []engine.RowOp) error {
 		i = j
 	}
 	return nil
-}
-
-func sortedCols(r engine.Row) []string {
-	cols := make([]string, 0, len(r))
-	for c := range r {
-		cols = append(cols, c)
-	}
-	sort.Strings(cols)
-	return cols
-}
-
-func sameCols(cols []string, r engine.Row) bool {
-	if len(r) != len(cols) {
-		return false
-	}
-	for _, c := range cols {
-		if _, ok := r[c]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {

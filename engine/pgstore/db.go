@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,9 +64,10 @@ type DB struct {
 	name  string // the URL without its password, for messages
 	url   string
 
+	stalls sqlkit.Stalls // see NoteStall
+
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
-	stalls map[string]string      // ident -> reason, see NoteStall
 	// unsure holds, per model, the commit count of a commit whose COMMIT
 	// was lost with its connection (see modelTx.Commit).
 	unsure map[string]int64
@@ -95,6 +97,12 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 	}
 	if opts.ReadOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A server that does not answer fails a connection attempt in
+		// bounded time (the URL's connect_timeout overrides it), so that
+		// retries and a shutdown's last commit do not wait without end.
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -135,7 +135,7 @@ func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message, c *sq
 	if err != nil {
 		return res, fmt.Errorf("append: journal: %w", err)
 	}
-	var d journalDelta
+	var d sqlkit.JournalDelta
 	for added.Next() {
 		var p engine.Position
 		var late int16
@@ -143,40 +143,23 @@ func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message, c *sq
 			added.Close()
 			return res, fmt.Errorf("append: journal: %w", err)
 		}
-		d.add(p, int(late))
+		d.Add(p, int(late))
 	}
 	added.Close()
 	if err := added.Err(); err != nil {
 		return res, fmt.Errorf("append: journal: %w", err)
 	}
-	res.Added, res.Late, res.Duplicates = d.added, d.late, n-d.added
+	res.Added, res.Late, res.Duplicates = d.Added, d.Late, n-d.Added
 	if err := addJournalStats(ctx, tx, d); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// journalDelta is what one append adds to journal_stats.
-type journalDelta struct {
-	added, late int
-	lo, hi      engine.Position // the first and last added message in journal order
-}
-
-func (d *journalDelta) add(p engine.Position, late int) {
-	if d.added == 0 || p.Less(d.lo) {
-		d.lo = p
-	}
-	if d.added == 0 || d.hi.Less(p) {
-		d.hi = p
-	}
-	d.added++
-	d.late += late
-}
-
 // addJournalStats records an append's new messages in journal_stats. Every
 // expression of an UPDATE reads the row as it was.
-func addJournalStats(ctx context.Context, tx pgx.Tx, d journalDelta) error {
-	if d.added == 0 {
+func addJournalStats(ctx context.Context, tx pgx.Tx, d sqlkit.JournalDelta) error {
+	if d.Added == 0 {
 		return nil
 	}
 	_, err := tx.Exec(ctx, `UPDATE journal_stats SET messages = messages + $1, late = late + $2,
@@ -184,7 +167,7 @@ func addJournalStats(ctx context.Context, tx pgx.Tx, d journalDelta) error {
 		oldest_key = CASE WHEN oldest_us IS NULL OR ($3::bigint, $4::text COLLATE "C") < (oldest_us, oldest_key) THEN $4 ELSE oldest_key END,
 		newest_us  = CASE WHEN newest_us IS NULL OR ($5::bigint, $6::text COLLATE "C") > (newest_us, newest_key) THEN $5 ELSE newest_us END,
 		newest_key = CASE WHEN newest_us IS NULL OR ($5::bigint, $6::text COLLATE "C") > (newest_us, newest_key) THEN $6 ELSE newest_key END
-		WHERE id = 1`, d.added, d.late, d.lo.TimeUS, d.lo.Key, d.hi.TimeUS, d.hi.Key)
+		WHERE id = 1`, d.Added, d.Late, d.Lo.TimeUS, d.Lo.Key, d.Hi.TimeUS, d.Hi.Key)
 	if err != nil {
 		return fmt.Errorf("journal stats: %w", err)
 	}

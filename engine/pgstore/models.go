@@ -328,25 +328,4 @@ func (db *DB) pendingWork(ctx context.Context, ident string) ([]engine.WorkItem,
 // NoteStall implements engine.StallNoter: until cleared, the API of this
 // process shows the model as failed with the reason. Nothing is written:
 // the disk is full, and the mark must not outlive the cause.
-func (db *DB) NoteStall(ident, reason string) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if reason == "" {
-		delete(db.stalls, ident)
-		return
-	}
-	if db.stalls == nil {
-		db.stalls = map[string]string{}
-	}
-	db.stalls[ident] = reason
-}
-
-// withStall applies a mark of NoteStall to what the API reads of a model.
-func (db *DB) withStall(info *engine.ModelInfo) {
-	db.mu.Lock()
-	reason, ok := db.stalls[info.Spec.Ident]
-	db.mu.Unlock()
-	if ok && info.Status.Status == "ok" {
-		info.Status.Status, info.Status.Reason = "failed", reason
-	}
-}
+func (db *DB) NoteStall(ident, reason string) { db.stalls.Note(ident, reason) }

@@ -100,7 +100,7 @@ func (db *DB) ListModels(ctx context.Context) ([]engine.ModelInfo, error) {
 			return fmt.Errorf("read models: %w", err)
 		}
 		for i := range out {
-			db.withStall(&out[i])
+			db.stalls.Apply(&out[i])
 		}
 		if err := withJournal(ctx, tx, out); err != nil {
 			return err
@@ -132,7 +132,7 @@ func (db *DB) ModelInfo(ctx context.Context, ident string) (engine.ModelInfo, er
 			return err
 		}
 		info = one[0]
-		db.withStall(&info)
+		db.stalls.Apply(&info)
 		return lastError(ctx, tx, &info)
 	})
 	return info, err

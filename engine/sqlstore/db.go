@@ -15,6 +15,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 	"statscache/schema"
 )
 
@@ -49,9 +50,10 @@ type DB struct {
 	// codec compresses journal records (see rawcodec.go).
 	codec atomic.Pointer[codec]
 
+	stalls sqlkit.Stalls // see NoteStall
+
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
-	stalls map[string]string      // ident -> reason, see NoteStall
 }
 
 // Open opens (creating if needed) the database at path and runs the

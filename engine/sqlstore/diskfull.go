@@ -45,25 +45,7 @@ func (t fullTx) Commit(cp engine.Checkpoint) error { return diskFull(t.modelTx.C
 // process shows the model as failed with the reason. Nothing is written:
 // the disk is full, and the mark must not outlive the cause (a restart
 // tries the model again).
-func (db *DB) NoteStall(ident, reason string) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if reason == "" {
-		delete(db.stalls, ident)
-		return
-	}
-	if db.stalls == nil {
-		db.stalls = map[string]string{}
-	}
-	db.stalls[ident] = reason
-}
+func (db *DB) NoteStall(ident, reason string) { db.stalls.Note(ident, reason) }
 
 // withStall applies a mark of NoteStall to what the API reads of a model.
-func (db *DB) withStall(info *engine.ModelInfo) {
-	db.mu.Lock()
-	reason, ok := db.stalls[info.Spec.Ident]
-	db.mu.Unlock()
-	if ok && info.Status.Status == "ok" {
-		info.Status.Status, info.Status.Reason = "failed", reason
-	}
-}
+func (db *DB) withStall(info *engine.ModelInfo) { db.stalls.Apply(info) }

@@ -83,7 +83,7 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 		jrows = append(jrows, journalRow{m: m, late: late})
 		res.Added++
 		res.Late += late
-		delta.add(m.Pos(), late)
+		delta.Add(m.Pos(), late)
 	}
 	c, newDict, err := db.dictFor(ctx, tx, jrows)
 	if err != nil {

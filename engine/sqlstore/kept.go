@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 	"statscache/schema"
 )
 
@@ -17,27 +18,13 @@ import (
 // size of the journal or the tables; see migration 0005.
 
 // journalDelta is what one Append adds to journal_stats.
-type journalDelta struct {
-	added, late int
-	lo, hi      engine.Position // the first and last added message in journal order
-}
-
-func (d *journalDelta) add(p engine.Position, late int) {
-	if d.added == 0 || p.Less(d.lo) {
-		d.lo = p
-	}
-	if d.added == 0 || d.hi.Less(p) {
-		d.hi = p
-	}
-	d.added++
-	d.late += late
-}
+type journalDelta = sqlkit.JournalDelta
 
 // addJournalStats records an Append's new messages in journal_stats. In an
 // UPDATE every expression reads the row as it was, so the CASEs compare the
 // new bounds with the old ones.
 func addJournalStats(ctx context.Context, tx *sql.Tx, d journalDelta) error {
-	if d.added == 0 {
+	if d.Added == 0 {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE journal_stats SET messages = messages + ?1, late = late + ?2,
@@ -45,7 +32,7 @@ func addJournalStats(ctx context.Context, tx *sql.Tx, d journalDelta) error {
 		oldest_key = CASE WHEN oldest_us IS NULL OR (?3, ?4) < (oldest_us, oldest_key) THEN ?4 ELSE oldest_key END,
 		newest_us  = CASE WHEN newest_us IS NULL OR (?5, ?6) > (newest_us, newest_key) THEN ?5 ELSE newest_us END,
 		newest_key = CASE WHEN newest_us IS NULL OR (?5, ?6) > (newest_us, newest_key) THEN ?6 ELSE newest_key END
-		WHERE id = 1`, d.added, d.late, d.lo.TimeUS, d.lo.Key, d.hi.TimeUS, d.hi.Key)
+		WHERE id = 1`, d.Added, d.Late, d.Lo.TimeUS, d.Lo.Key, d.Hi.TimeUS, d.Hi.Key)
 	if err != nil {
 		return fmt.Errorf("journal stats: %w", err)
 	}
