@@ -106,12 +106,19 @@ func (m *moveTx) begin(ctx context.Context, replace bool) error {
 // triggers just kept: the source's kept figures replace them and Commit
 // checks them).
 func (m *moveTx) Copy(ctx context.Context, t storemove.Table, rows storemove.Rows) (int64, error) {
+	// A model's secondary indexes are built after its rows are in: one
+	// sort instead of an insert into each index per row.
+	var indexes []string
 	if t.Model != nil {
 		ddl, err := tableDDL(&t.Model.Table)
 		if err != nil {
 			return 0, err
 		}
 		for _, stmt := range ddl {
+			if strings.HasPrefix(stmt, "CREATE INDEX ") {
+				indexes = append(indexes, stmt)
+				continue
+			}
 			if _, err := m.tx.Exec(ctx, stmt); err != nil {
 				return 0, fmt.Errorf("create table of model %s: %w", t.Model.Ident, err)
 			}
@@ -121,11 +128,16 @@ func (m *moveTx) Copy(ctx context.Context, t storemove.Table, rows storemove.Row
 	}
 	var src pgx.CopyFromSource = rows
 	if cols := describedColumns[t.Name]; len(cols) > 0 {
-		src = describedRows{Rows: rows, at: indexes(t.Columns, cols)}
+		src = describedRows{Rows: rows, at: columnIndexes(t.Columns, cols)}
 	}
 	n, err := m.tx.CopyFrom(ctx, pgx.Identifier{t.Name}, t.Columns, src)
 	if err != nil {
 		return n, diskFull(err)
+	}
+	for _, stmt := range indexes {
+		if _, err := m.tx.Exec(ctx, stmt); err != nil {
+			return n, diskFull(fmt.Errorf("index the table of model %s: %w", t.Model.Ident, err))
+		}
 	}
 	if t.Model != nil {
 		m.copied[t.Name] = n
@@ -140,7 +152,7 @@ func (m *moveTx) Copy(ctx context.Context, t storemove.Table, rows storemove.Row
 	return n, nil
 }
 
-func indexes(cols, names []string) []int {
+func columnIndexes(cols, names []string) []int {
 	var at []int
 	for i, c := range cols {
 		for _, n := range names {

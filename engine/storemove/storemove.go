@@ -159,11 +159,15 @@ func Move(ctx context.Context, src Source, dst Destination, o Options) (Summary,
 		if err != nil {
 			return sum, err
 		}
-		pr := &progress{Rows: rows, t: t, say: say, every: o.ProgressEvery, last: time.Now()}
+		began := time.Now()
+		pr := &progress{Rows: rows, t: t, say: say, every: o.ProgressEvery, last: began}
 		n, err := tx.Copy(ctx, t, pr)
 		rows.Close()
 		if err != nil {
 			return sum, fmt.Errorf("copy %s: %w", t.Name, err)
+		}
+		if d := time.Since(began); d >= o.ProgressEvery {
+			say("  %s: %d rows in %.1f s", t.Name, n, d.Seconds())
 		}
 		sum.Rows += n
 		switch {
