@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,6 +46,7 @@ type common struct {
 	batchInterval       time.Duration
 	maxBytes, maxDepth  int
 	cpuProfile          string
+	memoryLimit         byteSize
 	keepErrors          int
 	epoch               time.Time // where a new model's history starts (daemon)
 	hold                bool      // hold every model until the follower says how far it may go (daemon)
@@ -66,12 +69,59 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxDepth, "max-depth", engine.DefaultLimits.MaxDepth, "reject records nested deeper than this")
 	fs.IntVar(&c.keepErrors, "keep-errors", sqlstore.DefaultKeepErrors, "newest model errors kept per model, and rejected records per source (the totals count them all)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a Go CPU profile to `file` (for benchmarking)")
+	c.memoryLimit = defaultMemoryLimit
+	fs.Var(&c.memoryLimit, "memory-limit", "soft limit of the Go heap, e.g. 200MiB or 1GiB; 0: none (SQLite's page caches, about 70 MiB, come on top)")
 	fs.Var(&c.services, "service", "`name=URL` of an HTTP service that work functions may call, e.g. koji=https://koji.fedoraproject.org/kojihub (repeatable)")
 }
 
 // luaOptions are the options every command loads scripts with.
 func (c *common) luaOptions(log *slog.Logger) luaapi.Options {
 	return luaapi.Options{Logger: log, Services: &luaapi.HTTPServices{URLs: c.services.urls}}
+}
+
+// defaultMemoryLimit is --memory-limit: the garbage collector works
+// harder as the heap nears it, so that the process (its Go heap, plus
+// SQLite's page caches) stays under 300 MB. A replay's live heap is a few
+// tens of MB; without a limit the collector let garbage grow to twice
+// the live heap, whatever that was. It is soft: a heap that needs more
+// gets it, at the cost of more collections.
+const defaultMemoryLimit = 200 << 20
+
+// byteSize is a flag of a number of bytes with an optional KiB, MiB or
+// GiB suffix.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	switch {
+	case *b == 0:
+		return "0"
+	case *b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", *b>>30)
+	case *b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", *b>>20)
+	case *b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", *b>>10)
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Set(v string) error {
+	num, unit := v, int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			num, unit = strings.TrimSuffix(v, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return fmt.Errorf("want a number of bytes, optionally with KiB, MiB or GiB (e.g. 200MiB), got %q", v)
+	}
+	*b = byteSize(n * unit)
+	return nil
 }
 
 // serviceFlag is the repeatable --service name=URL.
@@ -155,6 +205,9 @@ type pipeline struct {
 }
 
 func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Writer) (*pipeline, error) {
+	if c.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(c.memoryLimit))
+	}
 	models, _ := loadModels(c.scripts, c.luaOptions(log), stderr)
 	db, err := openStore(ctx, c.db, storeOptions{sync: c.sync, keepErrors: c.keepErrors})
 	if err != nil {
