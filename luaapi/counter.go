@@ -8,8 +8,22 @@ import (
 // in Go instead of a Lua table keyed by concatenated strings is the single
 // largest saving on the per-message path (see README, Benchmark).
 type counter struct {
-	sums  map[ckey]float64
-	order []ckey // first-seen order, so drains are deterministic
+	// idx finds a key's place in keys and sums, which hold the keys in
+	// first-seen order (so drains are deterministic) and their sums: a
+	// count of a key already seen is one map lookup.
+	idx  map[ckey]int32
+	keys []ckey
+	sums []float64
+}
+
+func newCounterValue() *counter { return &counter{idx: map[ckey]int32{}} }
+
+// get returns the sum of k, 0 when absent.
+func (c *counter) get(k ckey) float64 {
+	if i, ok := c.idx[k]; ok {
+		return c.sums[i]
+	}
+	return 0
 }
 
 const maxKeyParts = 4
@@ -67,12 +81,12 @@ func registerCounterType(L *lua.LState, g *guard) {
 		"get": func(L *lua.LState) int {
 			c := checkCounter(L)
 			k := keyOf(L, 2, L.GetTop())
-			L.Push(lua.LNumber(c.sums[k]))
+			L.Push(lua.LNumber(c.get(k)))
 			return 1
 		},
 		// c:len() -> how many keys hold a sum.
 		"len": func(L *lua.LState) int {
-			L.Push(lua.LNumber(len(checkCounter(L).order)))
+			L.Push(lua.LNumber(len(checkCounter(L).keys)))
 			return 1
 		},
 		// for k1, ..., kn, sum in c:drain() do ... end: every sum in
@@ -80,8 +94,10 @@ func registerCounterType(L *lua.LState, g *guard) {
 		"drain": func(L *lua.LState) int {
 			c := checkCounter(L)
 			g.charge(L, 64)
-			order, sums := c.order, c.sums
-			c.order, c.sums = nil, map[ckey]float64{}
+			order, sums := c.keys, c.sums
+			// The next batch likely has about as many keys.
+			c.idx = make(map[ckey]int32, len(order))
+			c.keys, c.sums = make([]ckey, 0, len(order)), make([]float64, 0, len(order))
 			i := 0
 			L.Push(L.NewFunction(func(L *lua.LState) int {
 				if i >= len(order) {
@@ -93,7 +109,7 @@ func registerCounterType(L *lua.LState, g *guard) {
 				for j := 0; j < int(k.n); j++ {
 					L.Push(k.value(j))
 				}
-				L.Push(lua.LNumber(sums[k]))
+				L.Push(lua.LNumber(sums[i-1]))
 				return int(k.n) + 1
 			}))
 			return 1
@@ -104,7 +120,7 @@ func registerCounterType(L *lua.LState, g *guard) {
 
 func newCounter(L *lua.LState) int {
 	ud := L.NewUserData()
-	ud.Value = &counter{sums: map[ckey]float64{}}
+	ud.Value = newCounterValue()
 	L.SetMetatable(ud, L.GetTypeMetatable(counterType))
 	L.Push(ud)
 	return 1
@@ -154,9 +170,12 @@ const counterKeySize = 128
 
 func (c *counter) add(L *lua.LState, g *guard, from, to int, n float64) {
 	k := keyOf(L, from, to)
-	if _, ok := c.sums[k]; !ok {
-		g.charge(L, counterKeySize)
-		c.order = append(c.order, k)
+	if i, ok := c.idx[k]; ok {
+		c.sums[i] += n
+		return
 	}
-	c.sums[k] += n
+	g.charge(L, counterKeySize)
+	c.idx[k] = int32(len(c.keys))
+	c.keys = append(c.keys, k)
+	c.sums = append(c.sums, n)
 }

@@ -386,7 +386,7 @@ func (m *Model) checkSize() error {
 			}
 		case *lua.LUserData:
 			if c, ok := x.Value.(*counter); ok {
-				n += len(c.sums)
+				n += len(c.keys)
 			}
 		}
 		return n <= MaxTableEntries

@@ -19,7 +19,7 @@ func (lc *luarCounter) Inc(L *luar.LState) int {
 }
 
 func (lc *luarCounter) Get(L *luar.LState) int {
-	L.Push(lua.LNumber(lc.c.sums[keyOf(L.LState, 1, L.GetTop())]))
+	L.Push(lua.LNumber(lc.c.get(keyOf(L.LState, 1, L.GetTop()))))
 	return 1
 }
 
@@ -39,7 +39,7 @@ func BenchmarkCounterBinding(b *testing.B) {
 				L.SetGlobal("c", L.Get(-1))
 				L.Pop(1)
 			} else {
-				L.SetGlobal("c", luar.New(L, &luarCounter{c: &counter{sums: map[ckey]float64{}}}))
+				L.SetGlobal("c", luar.New(L, &luarCounter{c: newCounterValue()}))
 			}
 			fn, err := L.LoadString(loop)
 			if err != nil {
