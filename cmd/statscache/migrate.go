@@ -48,7 +48,7 @@ func migrate(ctx context.Context, from, to string, replace bool, stdout io.Write
 	fmt.Fprintf(stdout, "migrating %s to %s\n", from, dbName(to))
 	sum, err := storemove.Move(ctx, src, dst, storemove.Options{Replace: replace, Progress: stdout})
 	if err != nil {
-		return fmt.Errorf("%w (%s is unchanged)", err, dbName(to))
+		return err
 	}
 	fmt.Fprintf(stdout, "migrated %s to %s in %.1f s: %d messages, %d models, %d rows in their tables, %d rows in all\n",
 		from, dbName(to), sum.Elapsed.Seconds(), sum.Messages, sum.Models, sum.ModelRows, sum.Rows)

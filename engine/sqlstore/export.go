@@ -314,6 +314,7 @@ func modelValues(t storemove.Table, v []any) error {
 type exportRows struct {
 	rows *sql.Rows
 	vals []any
+	ptrs []any // to vals, for Scan
 	conv func([]any) error
 	err  error
 }
@@ -322,12 +323,14 @@ func (r *exportRows) Next() bool {
 	if r.err != nil || !r.rows.Next() {
 		return false
 	}
-	ptrs := make([]any, len(r.vals))
-	for i := range r.vals {
-		r.vals[i] = nil
-		ptrs[i] = &r.vals[i]
+	if r.ptrs == nil {
+		r.ptrs = make([]any, len(r.vals))
+		for i := range r.vals {
+			r.ptrs[i] = &r.vals[i]
+		}
 	}
-	if err := r.rows.Scan(ptrs...); err != nil {
+	clear(r.vals)
+	if err := r.rows.Scan(r.ptrs...); err != nil {
 		r.err = err
 		return false
 	}

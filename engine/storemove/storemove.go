@@ -133,8 +133,13 @@ type Summary struct {
 // all of it is committed or none of it: a move that fails, is cancelled or
 // is killed leaves the destination as it was, and running it again is
 // safe. It fails without committing when src was written during the copy.
-func Move(ctx context.Context, src Source, dst Destination, o Options) (Summary, error) {
-	var sum Summary
+func Move(ctx context.Context, src Source, dst Destination, o Options) (sum Summary, err error) {
+	uncommitted := true
+	defer func() {
+		if err != nil && uncommitted {
+			err = fmt.Errorf("%w (nothing was committed to %s)", err, dst)
+		}
+	}()
 	start := time.Now()
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 2 * time.Second
@@ -183,7 +188,10 @@ func Move(ctx context.Context, src Source, dst Destination, o Options) (Summary,
 	}
 	say("committing")
 	if err := tx.Commit(ctx); err != nil {
-		return sum, err
+		// A COMMIT whose answer was lost with the connection may have
+		// gone through: running the move again tells (it refuses then).
+		uncommitted = false
+		return sum, fmt.Errorf("%w: if the connection was lost, the copy may be committed; migrate again to know (it refuses a destination that holds it)", err)
 	}
 	sum.Elapsed = time.Since(start)
 	return sum, nil
