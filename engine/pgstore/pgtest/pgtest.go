@@ -47,29 +47,36 @@ func admin(ctx context.Context) (string, error) {
 			users = append(users, u.Username)
 		}
 		users = append(users, "postgres")
-		var errs []string
-		for _, usr := range users {
-			for _, db := range []string{"postgres", "test", "template1"} {
-				u := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=5", url.User(usr).String(), Addr, db)
-				conn, err := pgx.Connect(ctx, u)
-				if err != nil {
-					errs = append(errs, fmt.Sprintf("%s@%s: %v", usr, db, err))
-					continue
-				}
-				var ok bool
-				err = conn.QueryRow(ctx, `SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&ok)
-				conn.Close(ctx)
-				if err != nil || !ok {
-					errs = append(errs, fmt.Sprintf("%s may not create databases", usr))
-					break
-				}
-				adminURL = u
-				return
-			}
-		}
-		adminErr = fmt.Errorf("no PostgreSQL at %s to create a test database in: %s", Addr, strings.Join(errs, "; "))
+		adminURL, adminErr = findAdmin(ctx, users, []string{"postgres", "test", "template1"})
 	})
 	return adminURL, adminErr
+}
+
+// findAdmin returns the URL of the first user and database (in that
+// order) that can connect and may create databases: a role or a database
+// that does not exist (root's own database, on a fresh server) is passed
+// over.
+func findAdmin(ctx context.Context, users, dbs []string) (string, error) {
+	var errs []string
+	for _, usr := range users {
+		for _, db := range dbs {
+			u := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=5", url.User(usr).String(), Addr, db)
+			conn, err := pgx.Connect(ctx, u)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s@%s: %v", usr, db, err))
+				continue
+			}
+			var ok bool
+			err = conn.QueryRow(ctx, `SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&ok)
+			conn.Close(ctx)
+			if err != nil || !ok {
+				errs = append(errs, fmt.Sprintf("%s may not create databases", usr))
+				break
+			}
+			return u, nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL at %s to create a test database in: %s", Addr, strings.Join(errs, "; "))
 }
 
 // URL creates a fresh, empty database for the test and returns its URL;
