@@ -14,21 +14,23 @@ import (
 )
 
 // Begin starts a model's batch transaction. It locks the model's row
-// (FOR UPDATE) and reads its commit count: a journal append reading the
-// cursors waits for this commit, and after a COMMIT lost with the
-// connection the count tells whether it went through (see Commit).
+// (FOR UPDATE) and reads its commit count and cursor: a journal append
+// reading the cursors waits for this commit, and after a COMMIT lost with
+// the connection they tell whether it went through (see Commit).
 func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	mt := db.table(ident)
 	if mt == nil {
 		return nil, fmt.Errorf("model %s: not registered", ident)
 	}
 	var commits int64
+	var cursor engine.Position
 	tx, err := again(ctx, func() (pgx.Tx, error) {
 		tx, err := db.pool.Begin(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := tx.QueryRow(ctx, `SELECT commits FROM models WHERE ident = $1 FOR UPDATE`, ident).Scan(&commits); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT commits, cursor_time_us, cursor_key FROM models WHERE ident = $1 FOR UPDATE`, ident).
+			Scan(&commits, &cursor.TimeUS, &cursor.Key); err != nil {
 			tx.Rollback(context.WithoutCancel(ctx))
 			return nil, err
 		}
@@ -37,17 +39,14 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	if err != nil {
 		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
 	}
-	m := &modelTx{ctx: ctx, db: db, tx: tx, mt: mt, commits: commits}
-	db.mu.Lock()
-	want, unsure := db.unsure[ident]
-	delete(db.unsure, ident)
-	db.mu.Unlock()
-	if unsure && commits >= want {
-		// The last commit's COMMIT was lost with its connection but went
-		// through: the batch the engine writes again is already there.
-		m.committed = true
-	}
-	return m, nil
+	return &modelTx{ctx: ctx, db: db, tx: tx, mt: mt, commits: commits, cursor: cursor}, nil
+}
+
+// unsureCommit is a model's commit whose COMMIT was lost with its
+// connection: the commit count and cursor it would have left.
+type unsureCommit struct {
+	commits int64
+	cursor  engine.Position
 }
 
 // modelTx is one model's batch transaction.
@@ -56,11 +55,9 @@ type modelTx struct {
 	db      *DB
 	tx      pgx.Tx
 	mt      *modelTable
-	commits int64 // models.commits when the transaction began
+	commits int64           // models.commits when the transaction began
+	cursor  engine.Position // and the committed cursor
 	done    bool
-	// committed: the batch was committed by an earlier transaction whose
-	// COMMIT the engine saw fail; this one only ends.
-	committed bool
 	// nextID is the "id" the next new row gets; 0 until read.
 	nextID int64
 	// state holds the state writes until Commit (nil deletes).
@@ -74,9 +71,6 @@ const maxRows = 5000
 // of the same kind on the same columns go into one statement, their values
 // sent as one array per column.
 func (m *modelTx) Apply(ops []engine.RowOp) error {
-	if m.committed {
-		return nil
-	}
 	for i := 0; i < len(ops); {
 		cols := sqlkit.SortedCols(ops[i].Row)
 		j := i + 1
@@ -249,13 +243,20 @@ func (m *modelTx) writeState() error {
 }
 
 // Commit writes the errors, the work queue and the cursor, and commits.
+//
 // When COMMIT fails without an answer from the server (the connection was
-// lost), the transaction may have committed or not: the store remembers
-// the commit count it would have made, and the next Begin of the model
-// (the engine's retry) reads it to tell which, so that the batch is
-// written once either way.
+// lost), the transaction may have committed or not. The store remembers
+// the commit count and cursor it would have left; when the engine writes
+// the same batch again (the same cursor) and the model's row shows exactly
+// that commit, the batch is already there: this transaction ends without
+// writing it a second time. Any other batch (a model restarted from its
+// committed cursor, say) commits as usual.
 func (m *modelTx) Commit(cp engine.Checkpoint) error {
-	if m.committed {
+	m.db.mu.Lock()
+	u, unsure := m.db.unsure[m.mt.ident]
+	delete(m.db.unsure, m.mt.ident)
+	m.db.mu.Unlock()
+	if unsure && u.commits == m.commits && u.cursor == m.cursor && cp.Cursor == u.cursor {
 		m.done = true
 		return m.tx.Rollback(context.WithoutCancel(m.ctx))
 	}
@@ -299,9 +300,9 @@ func (m *modelTx) Commit(cp engine.Checkpoint) error {
 		if pgCode(err) == "" {
 			m.db.mu.Lock()
 			if m.db.unsure == nil {
-				m.db.unsure = map[string]int64{}
+				m.db.unsure = map[string]unsureCommit{}
 			}
-			m.db.unsure[ident] = m.commits + 1
+			m.db.unsure[ident] = unsureCommit{commits: m.commits + 1, cursor: cp.Cursor}
 			m.db.mu.Unlock()
 		}
 		return diskFull(fmt.Errorf("commit %s: %w", ident, err))

@@ -68,9 +68,9 @@ type DB struct {
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
-	// unsure holds, per model, the commit count of a commit whose COMMIT
-	// was lost with its connection (see modelTx.Commit).
-	unsure map[string]int64
+	// unsure holds, per model, the commit whose COMMIT was lost with its
+	// connection (see modelTx.Commit).
+	unsure map[string]unsureCommit
 }
 
 // IsURL reports whether db names a PostgreSQL database (a postgres:// or
