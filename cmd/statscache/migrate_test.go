@@ -33,12 +33,12 @@ import (
 // the model list, every model's meta and layout, and pages of every model
 // as JSON and CSV (first, later and last pages, the Link and X-Link-*
 // headers). The journal's and the rejects' kept figures are equal. Then the
-// second part of the corpus, replayed on each database, gives the same
-// tables on PostgreSQL, continuing from the migrated cursors, as on SQLite,
-// and as one full replay on SQLite: nothing recomputed (the processed
-// counters are equal), nothing counted twice.
+// second part of the corpus, replayed on PostgreSQL from the migrated
+// cursors, gives the same answers as one full replay on SQLite: nothing
+// recomputed (the processed counters in each model's meta are equal),
+// nothing counted twice.
 func TestMigrate(t *testing.T) {
-	corpus := genCorpus(t, 12000, 23, true)
+	corpus := genCorpus(t, 6000, 23, true)
 	koji := httptest.NewServer(kojitest.New(kojitest.Options{}))
 	defer koji.Close()
 	svc := "koji=" + koji.URL + "/kojihub"
@@ -82,17 +82,64 @@ func TestMigrate(t *testing.T) {
 	if got := pgDigest(t, pg); got != before {
 		t.Errorf("a refused migration changed the destination: %s, was %s", got, before)
 	}
+	// What follows runs on the copy --replace made.
 	migrateCmd(t, 0, "--from", src, "--to", pg, "--replace")
-	sameAPI(t, "after --replace", src, pg, exact)
+	if got := pgDigest(t, pg); got != before {
+		t.Errorf("after --replace the destination holds %s, after the first migration %s", got, before)
+	}
 
-	// The rest of the corpus, on each: the PostgreSQL database goes on
-	// from the migrated cursors.
-	replayCmd(t, "--db", src, "--scripts", "../../scripts", "--service", svc, "--final", part2)
-	replayCmd(t, "--db", pg, "--scripts", "../../scripts", "--service", svc, "--final", part2)
-	sameAPI(t, "after continuing on both", src, pg, sameRows)
+	// The rest of the corpus: the PostgreSQL database goes on from the
+	// migrated cursors and ends as one full replay on SQLite.
+	out = replayCmd(t, "--db", pg, "--scripts", "../../scripts", "--service", svc, "--final", part2)
 	ref := filepath.Join(dir, "ref.db")
 	replayCmd(t, "--db", ref, "--scripts", "../../scripts", "--service", svc, "--final", part1, part2)
 	sameAPI(t, "PostgreSQL continued and one full replay on SQLite", ref, pg, sameRows)
+	// Nothing recomputed: what each model processed on PostgreSQL (the
+	// replay's summary) is what the full replay processed beyond the
+	// migrated counter. A model rebuilt from the journal would end with
+	// the same rows, but would have processed all of it again.
+	was, full := processed(t, src), processed(t, ref)
+	run := map[string]int64{}
+	for _, m := range regexp.MustCompile(`(?m)^(\S+)\s+(\d+)\s+\d+\s+\d+\s+\S+$`).FindAllStringSubmatch(out, -1) {
+		var n int64
+		fmt.Sscan(m[2], &n)
+		run[m[1]] = n
+	}
+	if len(run) != len(full) {
+		t.Fatalf("the replay on PostgreSQL lists %d models, the full replay has %d:\n%s", len(run), len(full), out)
+	}
+	begun := 0
+	for ident, n := range full {
+		if was[ident]+run[ident] != n {
+			t.Errorf("%s processed %d messages on SQLite, then %d on PostgreSQL; the full replay %d", ident, was[ident], run[ident], n)
+		}
+		if was[ident] > 0 {
+			begun++
+		}
+	}
+	if begun < 20 {
+		t.Errorf("only %d models had processed anything before the migration: the check says little", begun)
+	}
+}
+
+// processed reads each model's processed counter of a SQLite database.
+func processed(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	rows, err := openRO(t, path).Query(`SELECT ident, processed FROM models`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var ident string
+		var n int64
+		if err := rows.Scan(&ident, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[ident] = n
+	}
+	return out
 }
 
 // TestMigrateRefuses: a missing file, a file that is not SQLite, a SQLite
