@@ -189,17 +189,7 @@ func contents(t *testing.T, db reader, volatile bool) string {
 // takes commits, rejects and appends as one that was written directly.
 func TestMoveCopiesEverything(t *testing.T) {
 	ctx := t.Context()
-	src := sourceDB(t)
-	snap, err := sqlstore.OpenSnapshot(ctx, src.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
-	dst, err := pgstore.Open(ctx, pgtest.URL(t), pgstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	src, snap, dst := moveFixture(t)
 	sum, err := storemove.Move(ctx, snap, dst, storemove.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -248,20 +238,10 @@ func TestMoveCopiesEverything(t *testing.T) {
 // the move fail before it commits; the destination stays empty.
 func TestMoveRefusesAWrittenSource(t *testing.T) {
 	ctx := t.Context()
-	src := sourceDB(t)
-	snap, err := sqlstore.OpenSnapshot(ctx, src.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	src, snap, dst := moveFixture(t)
 	if err := src.PutSetting(ctx, "amqp.queue", "changed"); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := pgstore.Open(ctx, pgtest.URL(t), pgstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
 	if _, err := storemove.Move(ctx, snap, dst, storemove.Options{}); err == nil || !strings.Contains(err.Error(), "written during the copy") {
 		t.Fatalf("move of a source written meanwhile: %v", err)
 	}
@@ -271,6 +251,23 @@ func TestMoveRefusesAWrittenSource(t *testing.T) {
 	if infos, err := dst.ListModels(ctx); err != nil || len(infos) != 0 {
 		t.Fatalf("destination after a refused move: %d models, %v", len(infos), err)
 	}
+}
+
+// moveFixture gives the source database (sourceDB), a snapshot of it and
+// an empty PostgreSQL database, closed at the end of the test.
+func moveFixture(t *testing.T) (*sqlstore.DB, *sqlstore.Snapshot, *pgstore.DB) {
+	src := sourceDB(t)
+	snap, err := sqlstore.OpenSnapshot(t.Context(), src.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snap.Close() })
+	dst, err := pgstore.Open(t.Context(), pgtest.URL(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	return src, snap, dst
 }
 
 // lineDiff shows the lines of want and got that differ.
