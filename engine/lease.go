@@ -101,6 +101,9 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 		if same && !r.isFailed() {
 			return nil
 		}
+		if r.fence != nil && *r.fence == f && r.failedReason() != "" {
+			return nil // failed under this lease: it waits for a fix and a reload
+		}
 		r.stop()
 		st, err := e.store.Register(ctx, r.spec)
 		if err != nil {

@@ -16,7 +16,9 @@ import (
 
 	"statscache/engine"
 	"statscache/engine/archive"
+	"statscache/engine/cluster"
 	"statscache/engine/follow"
+	"statscache/engine/pgstore"
 	"statscache/luaapi"
 	"statscache/web"
 )
@@ -50,6 +52,9 @@ type daemonConfig struct {
 	verify time.Duration
 	// progress draws a progress line on stderr (a terminal).
 	progress bool
+	// cluster: several instances share a PostgreSQL database (cluster.go).
+	lease    time.Duration
+	instance string
 }
 
 // daemon is one running statscache: sources, follower, engine, API.
@@ -61,6 +66,7 @@ type daemon struct {
 	arch *archive.Client
 	fol  *follow.Follower
 	met  *metrics
+	node *cluster.Node // nil on SQLite: one instance, no leases
 
 	mu      sync.Mutex
 	addr    net.Addr
@@ -81,6 +87,9 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	}
 	// Every model waits until the follower has said how far it may go.
 	c.hold = true
+	// On PostgreSQL several instances may share the database: a model
+	// runs only where its lease is held.
+	c.leased = pgstore.IsURL(c.db)
 	p, err := openPipeline(ctx, &c, log, stderr)
 	if err != nil {
 		return nil, err
@@ -114,10 +123,17 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 		}
 		arch = d.arch
 	}
-	d.fol = follow.New(follow.Config{
+	fcfg := follow.Config{
 		Settle: cfg.settle, Lateness: cfg.lateness, Margin: cfg.margin, Verify: cfg.verify,
 		Start: c.epoch, OnIngest: d.met.count, Logger: log.With("part", "follow"),
-	}, p.eng, p.db, arch, src)
+	}
+	if c.leased {
+		fcfg.FillGate = d.holdsFill
+	}
+	d.fol = follow.New(fcfg, p.eng, p.db, arch, src)
+	if c.leased {
+		d.node = d.newNode(ctx, arch != nil)
+	}
 	return d, nil
 }
 
@@ -141,6 +157,8 @@ func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
 		<-engDone
 		return err
 	}
+	nodeDone := d.runNode(ctx)
+	defer func() { <-nodeDone }() // the leases are released before the store closes
 	fmt.Fprintf(stdout, "statscache is running: http://%s/ (API at /api/, metrics at /metrics, status at /status)\n", d.addr)
 	d.log.Info("running", "addr", d.addr.String(), "models", len(d.p.idents), "bus", d.cfg.buses, "archive", d.cfg.datagrepper)
 
@@ -261,7 +279,12 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		Journal   any               `json:"journal"`
 		Models    []any             `json:"models"`
 		Reloads   []reloadStatus    `json:"reloads"`
+		Cluster   *cluster.Status   `json:"cluster,omitempty"`
 	}{Started: d.started.UTC(), Fill: d.fol.Status()}
+	if d.node != nil {
+		cs := d.node.Status()
+		out.Cluster = &cs
+	}
 	if wm := d.p.eng.Watermark(); !wm.IsZero() {
 		out.Watermark = &wm
 	}
@@ -276,7 +299,11 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		out.Journal = map[string]any{"messages": js.Messages, "late": js.Late, "rejected": js.Rejects}
 	}
 	for _, s := range d.p.eng.Stats() {
-		out.Models = append(out.Models, map[string]any{"ident": s.Ident, "processed": s.Processed, "errors": s.Errors, "failed": s.Failed, "queued": s.Queued})
+		m := map[string]any{"ident": s.Ident, "processed": s.Processed, "errors": s.Errors, "failed": s.Failed, "queued": s.Queued}
+		if d.node != nil {
+			m["running"], m["lease_token"], m["lease_lost"] = s.Running, s.Token, s.Lost
+		}
+		out.Models = append(out.Models, m)
 	}
 	d.mu.Lock()
 	out.Reloads = append(out.Reloads, d.reloads...)

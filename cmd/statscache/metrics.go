@@ -38,7 +38,7 @@ func newMetrics(d *daemon) *metrics {
 		Help: "Records that could not be accepted, by source."}, []string{"source"})
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "statscache_reloads_total", Help: "Script reloads."})
 	m.reg.MustRegister(m.received, m.journaled, m.duplicates, m.late, m.rejected, m.reloads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &engineCollector{d})
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &engineCollector{d}, clusterCollector{d})
 	return m
 }
 

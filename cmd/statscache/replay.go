@@ -50,6 +50,7 @@ type common struct {
 	keepErrors          int
 	epoch               time.Time // where a new model's history starts (daemon)
 	hold                bool      // hold every model until the follower says how far it may go (daemon)
+	leased              bool      // run a model only while this instance holds its lease (daemon on PostgreSQL)
 	services            serviceFlag
 	// replay: process the whole journal (final), or hold back its newest
 	// second, and lateness more, for the next replay (see holdBack).
@@ -228,7 +229,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 			return nil, fmt.Errorf("default epoch: %w", err)
 		}
 	}
-	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, IdleCommit: idleCommit, Epoch: c.epoch, HoldModels: c.hold, Logger: log})
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, IdleCommit: idleCommit, Epoch: c.epoch, HoldModels: c.hold, Leased: c.leased, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
 	// Starting is a reload from nothing: the same checks (unique names)
 	// and the same handling of changed tables.

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"statscache/engine/amqp"
+	"statscache/engine/cluster"
 )
 
 // listFlag is a repeatable string flag.
@@ -61,6 +62,8 @@ func daemonFlags(fset *flag.FlagSet, cfg *daemonConfig, buses, topics *listFlag,
 	fset.DurationVar(&cfg.lateness, "lateness", 3*time.Second, "how late the bus may deliver a message and still have it processed in order")
 	fset.DurationVar(&cfg.verify, "verify", time.Minute, "how often the spans the bus delivered are checked against the archive (once --settle old)")
 	fset.IntVar(&cfg.concurrency, "archive-concurrency", 2, "archive windows fetched at once")
+	fset.DurationVar(&cfg.lease, "lease", cluster.DefaultLease, "with a PostgreSQL --db shared by several instances: how long a model's lease lasts without renewal")
+	fset.StringVar(&cfg.instance, "instance", "", "with a PostgreSQL --db: this instance's name among those sharing it (default: host-pid-random)")
 	fset.StringVar(&cfg.pidfile, "pidfile", "", "write the process id to this `file` (default: DB.pid), for \"statscache reload\"")
 }
 
@@ -191,7 +194,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, epoch string, stdout, stde
 		for {
 			select {
 			case <-hup:
-				d.reload(ctx)
+				d.hup(ctx)
 			case <-ctx.Done():
 				return
 			}

@@ -89,7 +89,10 @@ type Config struct {
 	OnFill func(held bool)
 	// OnReload is called when another instance asked for a reload.
 	OnReload func()
-	Logger   *slog.Logger
+	// OnGrant is called after models started here (their holds may need
+	// setting: the daemon's follower replans).
+	OnGrant func()
+	Logger  *slog.Logger
 }
 
 // DefaultLease is Config.Lease when it is not set.
@@ -102,9 +105,12 @@ type Node struct {
 	eng   Engine
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	fill      *engine.Fence // the fill lease, when held
-	lastRenew time.Time     // the last successful renewal
+	mu   sync.Mutex
+	fill *engine.Fence // the fill lease, when held
+	// lost are leases a renewal found taken; their models stop at their
+	// next commit (refused) or at the next heartbeat.
+	lost      map[string]engine.Fence
+	lastRenew time.Time // the last successful renewal
 	beat      Beat
 	conflicts map[string]string
 	assign    map[string]string
@@ -125,7 +131,7 @@ func New(cfg Config, store Store, eng Engine) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Node{cfg: cfg, store: store, eng: eng, log: cfg.Logger, reloadGen: -1, clusterWM: math.MinInt64}
+	return &Node{cfg: cfg, store: store, eng: eng, log: cfg.Logger, reloadGen: -1, clusterWM: math.MinInt64, lost: map[string]engine.Fence{}}
 }
 
 // Run coordinates until ctx ends, then stops the models and releases the
@@ -144,6 +150,21 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
+// SetAddr sets the address the heartbeat publishes (known once the
+// daemon listens).
+func (n *Node) SetAddr(addr string) {
+	n.mu.Lock()
+	n.cfg.Addr = addr
+	n.mu.Unlock()
+}
+
+// HoldsFill reports whether this instance holds the fill lease.
+func (n *Node) HoldsFill() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fill != nil
+}
+
 // RequestReload asks every instance (this one included) to reload.
 func (n *Node) RequestReload(ctx context.Context) error {
 	_, err := n.store.RequestReload(ctx)
@@ -152,7 +173,10 @@ func (n *Node) RequestReload(ctx context.Context) error {
 
 // tick is one heartbeat: publish, read the others, renew, rebalance.
 func (n *Node) tick(ctx context.Context) {
-	me := Instance{ID: n.cfg.ID, Addr: n.cfg.Addr, Models: n.eng.LeaseKeys(), Refused: n.eng.FencedCommits()}
+	n.mu.Lock()
+	addr := n.cfg.Addr
+	n.mu.Unlock()
+	me := Instance{ID: n.cfg.ID, Addr: addr, Models: n.eng.LeaseKeys(), Refused: n.eng.FencedCommits()}
 	if n.cfg.Fill {
 		me.Models[FillKey] = "archive"
 	}
@@ -163,6 +187,7 @@ func (n *Node) tick(ctx context.Context) {
 	}
 	beat, err := n.store.Heartbeat(ctx, me, n.cfg.Lease)
 	if err == nil {
+		n.setWatermark(beat)
 		err = n.renew(ctx)
 	}
 	if err != nil {
@@ -172,7 +197,6 @@ func (n *Node) tick(ctx context.Context) {
 		n.failed(err)
 		return
 	}
-	n.setWatermark(beat)
 	n.rebalance(ctx, beat)
 	n.mu.Lock()
 	n.lastErr = ""
@@ -233,13 +257,33 @@ func (n *Node) renew(ctx context.Context) error {
 		if kept[k] {
 			continue
 		}
-		n.log.Warn("lease lost: another instance took it (this one was paused or cut off)", "lease", k)
 		if k == FillKey {
+			n.log.Warn("fill lease lost: another instance took it", "lease", k)
 			n.setFill(nil)
 			continue
 		}
-		n.eng.Release(k) // its last commit is refused: counted
+		// The models go on until their next commit, which the store
+		// refuses (counted), or until the next heartbeat: either way they
+		// stop without writing anything.
+		n.mu.Lock()
+		f, seen := n.lost[k]
+		n.mu.Unlock()
+		if seen && f.Token == held[k] {
+			n.eng.Release(k)
+			continue
+		}
+		n.log.Warn("lease lost: another instance took it (this one was paused or cut off); the model stops", "lease", k)
+		n.mu.Lock()
+		n.lost[k] = engine.Fence{Holder: n.cfg.ID, Token: held[k]}
+		n.mu.Unlock()
 	}
+	n.mu.Lock()
+	for k, f := range n.lost {
+		if held[k] != f.Token {
+			delete(n.lost, k) // stopped, or acquired again
+		}
+	}
+	n.mu.Unlock()
 	return nil
 }
 
@@ -286,6 +330,12 @@ func (n *Node) rebalance(ctx context.Context, b Beat) {
 	granted := n.eng.Granted()
 	// Release first: the others acquire at their next tick.
 	for k, f := range granted {
+		n.mu.Lock()
+		_, lost := n.lost[k]
+		n.mu.Unlock()
+		if lost {
+			continue // renew stops it
+		}
 		if assign[k] != n.cfg.ID {
 			n.log.Info("handing a model over", "lease", k, "to", assign[k], "reason", conflicts[k])
 			n.eng.Release(k)
@@ -307,6 +357,12 @@ func (n *Node) rebalance(ctx context.Context, b Beat) {
 		}
 	}
 	sort.Strings(mine)
+	started := false
+	defer func() {
+		if started && n.cfg.OnGrant != nil {
+			n.cfg.OnGrant()
+		}
+	}()
 	for _, k := range mine {
 		if k == FillKey {
 			if fill == nil && !leases[k].Live {
@@ -317,6 +373,12 @@ func (n *Node) rebalance(ctx context.Context, b Beat) {
 			continue
 		}
 		if f, ok := granted[k]; ok {
+			n.mu.Lock()
+			_, lost := n.lost[k]
+			n.mu.Unlock()
+			if lost {
+				continue
+			}
 			// Held: make sure it runs (a reload restarts models).
 			if err := n.eng.Grant(ctx, k, f); err != nil {
 				n.log.Error("start model", "lease", k, "err", err)
@@ -334,7 +396,9 @@ func (n *Node) rebalance(ctx context.Context, b Beat) {
 			n.log.Error("start model: releasing its lease", "lease", k, "err", err)
 			n.eng.Release(k)
 			n.store.Release(ctx, k, f)
+			continue
 		}
+		started = true
 	}
 }
 

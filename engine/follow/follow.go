@@ -106,8 +106,14 @@ type Config struct {
 	LiveFlush time.Duration
 	// OnIngest, if set, is told what each append did ("bus" or "archive").
 	OnIngest func(source string, n int, res engine.AppendResult)
-	Clock    Clock
-	Logger   *slog.Logger
+	// FillGate, when set, says whether this instance fills from the
+	// archive now: several instances share the journal and only the one
+	// holding the fill lease fetches (shared.go). The others read the
+	// durable record of complete spans every PollSpans (default 1 s).
+	FillGate  func() bool
+	PollSpans time.Duration
+	Clock     Clock
+	Logger    *slog.Logger
 }
 
 // Defaults.
@@ -175,6 +181,14 @@ type Follower struct {
 	holds    map[string]int64
 	needFrom int64
 	catchUp  catchUp // see catchup.go
+	covered  int64   // how much time f.complete covers, for pollSpans
+
+	// Promise's view (shared.go), under pmu: the last watermark set and
+	// the times of the bus's messages not journaled yet.
+	pmu     sync.Mutex
+	lastWM  int64
+	wmSet   bool
+	pending map[int64]int
 }
 
 // New returns a follower. arch may be nil (no archive: gaps cannot be
@@ -234,6 +248,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			var first sync.Once
 			err := f.bus.RunFunc(srcCtx, func(ctx context.Context, m *engine.Message, journaled func()) error {
 				first.Do(func() { f.joined(t0, m) })
+				f.pendingAdd(m)
 				select {
 				case live <- liveMsg{m, journaled}:
 					return nil
@@ -254,6 +269,17 @@ func (f *Follower) Run(ctx context.Context) error {
 		}()
 	} else {
 		close(liveDone)
+	}
+	if f.cfg.FillGate != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every := f.cfg.PollSpans
+			if every <= 0 {
+				every = time.Second
+			}
+			f.pollSpans(srcCtx, every)
+		}()
 	}
 	wg.Add(1)
 	go func() {
@@ -312,7 +338,9 @@ func (f *Follower) joined(t0 time.Time, m *engine.Message) {
 
 func (f *Follower) setWatermark() {
 	now := f.cfg.Clock.Now()
-	f.eng.SetWatermark(time.UnixMicro(f.busHold(now, now.Add(-f.cfg.Lateness).UnixMicro())))
+	wm := f.busHold(now, now.Add(-f.cfg.Lateness).UnixMicro())
+	f.eng.SetWatermark(time.UnixMicro(wm))
+	f.noteWatermark(wm)
 }
 
 type liveMsg struct {
@@ -346,6 +374,7 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 				if res.Late > 0 {
 					f.log.Warn("late messages: journaled, but behind models that had committed past their time", "count", res.Late)
 				}
+				f.pendingDone(msgs)
 				break
 			}
 			f.log.Error("journal live messages; retrying", "err", err)
@@ -450,6 +479,11 @@ func (f *Follower) fillLoop(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		target, wait := f.nextFetch()
+		if !f.mayFill() {
+			// Another instance holds the fill lease: pollSpans follows
+			// what it fills.
+			target, wait = nil, time.Second
+		}
 		if target == nil {
 			select {
 			case <-f.cfg.Clock.After(wait):

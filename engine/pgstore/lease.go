@@ -80,7 +80,7 @@ func (db *DB) Heartbeat(ctx context.Context, me cluster.Instance, ttl time.Durat
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT key, holder, token, expires_at, holder <> '' AND expires_at > now() FROM cluster_leases ORDER BY key`)
+		rows, err = tx.Query(ctx, `SELECT key, holder, token, greatest(expires_at, 'epoch'), holder <> '' AND expires_at > now() FROM cluster_leases ORDER BY key`)
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func (db *DB) Renew(ctx context.Context, holder string, held map[string]int64, t
 
 // Release frees a lease held with f.
 func (db *DB) Release(ctx context.Context, key string, f engine.Fence) error {
-	if _, err := db.pool.Exec(ctx, `UPDATE cluster_leases SET holder = '', expires_at = '-infinity'
+	if _, err := db.pool.Exec(ctx, `UPDATE cluster_leases SET holder = '', expires_at = 'epoch'
 		WHERE key = $1 AND holder = $2 AND token = $3`, key, f.Holder, f.Token); err != nil {
 		return fmt.Errorf("release lease %s: %w", key, err)
 	}

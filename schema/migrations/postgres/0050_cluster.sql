@@ -26,7 +26,7 @@ CREATE TABLE cluster_leases (
   key         TEXT COLLATE "C" PRIMARY KEY,
   holder      TEXT NOT NULL DEFAULT '',
   token       BIGINT NOT NULL DEFAULT 0,
-  expires_at  TIMESTAMPTZ NOT NULL DEFAULT '-infinity',
+  expires_at  TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
   acquired_at TIMESTAMPTZ
 );
 
