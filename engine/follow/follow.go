@@ -186,6 +186,7 @@ type Follower struct {
 	// Promise's view (shared.go), under pmu: the last watermark set and
 	// the times of the bus's messages not journaled yet.
 	pmu     sync.Mutex
+	wmMu    sync.Mutex // serializes setWatermark
 	lastWM  int64
 	wmSet   bool
 	pending map[int64]int
@@ -337,6 +338,8 @@ func (f *Follower) joined(t0 time.Time, m *engine.Message) {
 }
 
 func (f *Follower) setWatermark() {
+	f.wmMu.Lock() // Run's ticker and Promise
+	defer f.wmMu.Unlock()
 	now := f.cfg.Clock.Now()
 	wm := f.busHold(now, now.Add(-f.cfg.Lateness).UnixMicro())
 	f.eng.SetWatermark(time.UnixMicro(wm))

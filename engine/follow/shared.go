@@ -21,10 +21,16 @@ import (
 // False before Run has set a watermark.
 func (f *Follower) Promise() (int64, bool) {
 	f.pmu.Lock()
-	defer f.pmu.Unlock()
-	if !f.wmSet {
+	set := f.wmSet
+	f.pmu.Unlock()
+	if !set {
 		return 0, false
 	}
+	// Set afresh: after a pause (SIGSTOP, a frozen VM) the last one
+	// would hold every instance back until the next tick.
+	f.setWatermark()
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
 	p := f.lastWM
 	for t := range f.pending {
 		p = min(p, t)
