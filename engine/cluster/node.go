@@ -108,8 +108,8 @@ type Node struct {
 	mu   sync.Mutex
 	fill *engine.Fence // the fill lease, when held
 	// lost are leases a renewal found taken; their models stop at their
-	// next commit (refused) or at the next heartbeat.
-	lost      map[string]engine.Fence
+	// next commit (refused) or a third of a lease later.
+	lost      map[string]lostLease
 	lastRenew time.Time // the last successful renewal
 	beat      Beat
 	conflicts map[string]string
@@ -131,7 +131,7 @@ func New(cfg Config, store Store, eng Engine) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Node{cfg: cfg, store: store, eng: eng, log: cfg.Logger, reloadGen: -1, clusterWM: math.MinInt64, lost: map[string]engine.Fence{}}
+	return &Node{cfg: cfg, store: store, eng: eng, log: cfg.Logger, reloadGen: -1, clusterWM: math.MinInt64, lost: map[string]lostLease{}}
 }
 
 // Run coordinates until ctx ends, then stops the models and releases the
@@ -266,25 +266,33 @@ func (n *Node) renew(ctx context.Context) error {
 		// refuses (counted), or until the next heartbeat: either way they
 		// stop without writing anything.
 		n.mu.Lock()
-		f, seen := n.lost[k]
+		l, seen := n.lost[k]
 		n.mu.Unlock()
-		if seen && f.Token == held[k] {
-			n.eng.Release(k)
+		if seen && l.token == held[k] {
+			if time.Since(l.at) >= n.cfg.Lease/3 {
+				n.eng.Release(k)
+			}
 			continue
 		}
-		n.log.Warn("lease lost: another instance took it (this one was paused or cut off); the model stops", "lease", k)
+		n.log.Warn("lease lost: another instance took it (this one was paused or cut off); the model stops at its next commit", "lease", k)
 		n.mu.Lock()
-		n.lost[k] = engine.Fence{Holder: n.cfg.ID, Token: held[k]}
+		n.lost[k] = lostLease{token: held[k], at: time.Now()}
 		n.mu.Unlock()
 	}
 	n.mu.Lock()
-	for k, f := range n.lost {
-		if held[k] != f.Token {
+	for k, l := range n.lost {
+		if held[k] != l.token {
 			delete(n.lost, k) // stopped, or acquired again
 		}
 	}
 	n.mu.Unlock()
 	return nil
+}
+
+// lostLease is a lease a renewal found taken, and when.
+type lostLease struct {
+	token int64
+	at    time.Time
 }
 
 // failed handles a heartbeat that did not get through. The leases stay

@@ -264,8 +264,14 @@ func TestNodesSpreadAndTakeOver(t *testing.T) {
 			t.Errorf("%s taken over with token %d, not above c's %d", k, nf.Token, f.Token)
 		}
 	}
-	// c resumes: its renewal fails for the taken leases, so it stops
-	// those models, and the plan gives it its share back.
+	// c resumes: its renewal fails for the taken leases; their models
+	// stop at their next commit (the store refuses it) or a third of a
+	// lease later, and the plan gives c its share back.
+	ticks(ctx, 1, c)
+	if len(c.eng.Granted()) != 3 {
+		t.Errorf("c stopped its models at once: %v (they stop at their refused commit, or after a grace)", c.eng.Granted())
+	}
+	time.Sleep(lease / 3)
 	ticks(ctx, 4, c, a, b)
 	if got := owners(t, s, keys, a, b, c); got["a"] != 3 || got["b"] != 3 || got["c"] != 3 {
 		t.Errorf("after c came back: %v, want 3 each", got)
