@@ -39,7 +39,6 @@ type Snapshot struct {
 	tx     *sql.Tx
 	watch  *sql.Conn
 	dataV  int64
-	codec  *codec
 	tables []storemove.Table
 }
 
@@ -85,13 +84,6 @@ func OpenSnapshot(ctx context.Context, path string) (_ *Snapshot, err error) {
 	}
 	if err := s.checkSchema(ctx); err != nil {
 		return nil, err
-	}
-	dicts, err := loadDicts(ctx, s.tx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if s.codec, err = newCodec(dicts); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := s.readTables(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -234,7 +226,7 @@ func (s *Snapshot) Tables(ctx context.Context) ([]storemove.Table, error) { retu
 
 // Rows reads one table of the snapshot: a model table's rows in the
 // order they were first inserted, with their values in the declared types;
-// the journal in its order, each record as received.
+// the journal in its order.
 func (s *Snapshot) Rows(ctx context.Context, t storemove.Table) (storemove.Rows, error) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
@@ -256,19 +248,10 @@ func (s *Snapshot) Rows(ctx context.Context, t storemove.Table) (storemove.Rows,
 		order = " ORDER BY " + cols[0]
 		conv = func(v []any) error { return modelValues(t, v) }
 	case t.Name == storemove.Journal:
+		// The records go as stored: compressed in the format and with
+		// the dictionaries (journal_dicts, copied before) both stores
+		// share (sqlkit's codec).
 		order = " ORDER BY time_us, key"
-		conv = func(v []any) error {
-			stored, ok := v[4].([]byte)
-			if !ok {
-				stored = []byte(fmt.Sprint(v[4]))
-			}
-			raw, err := s.codec.unpack(stored)
-			if err != nil {
-				return fmt.Errorf("journal message %v: %w", v[2], err)
-			}
-			v[4] = raw
-			return nil
-		}
 	}
 	rows, err := s.tx.QueryContext(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM `+schema.Quote(t.Name)+order)
 	if err != nil {

@@ -25,9 +25,10 @@ func TestExportKnowsEveryMigration(t *testing.T) {
 	}
 }
 
-// TestSnapshotSeesWrites: the snapshot reads the journal as received (the
-// records decompressed) and in order, keeps reading what it saw when it
-// began whatever is written after, and Unchanged tells that something was.
+// TestSnapshotSeesWrites: the snapshot reads the journal in order, its
+// records as stored (compressed, which the shared codec reads back),
+// keeps reading what it saw when it began whatever is written after, and
+// Unchanged tells that something was.
 func TestSnapshotSeesWrites(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, 0)
@@ -64,7 +65,11 @@ func TestSnapshotSeesWrites(t *testing.T) {
 	var got []string
 	for rows.Next() {
 		v, _ := rows.Values()
-		got = append(got, fmt.Sprintf("%d %s", v[0], v[4]))
+		raw, err := db.unpackRaw(ctx, v[4].([]byte))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s", v[0], raw))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)

@@ -45,10 +45,11 @@ const Journal = "journal"
 // PostgreSQL store's 0001). What one store has and the other has not is
 // not copied: SQLite's journal_keys and journal_collisions (its dedupe
 // through a hash of the key; PostgreSQL has a unique index on the key
-// itself), journal_dicts (the source decompresses the records, the
-// destination stores them as received), migrations (each store records
-// its own dialect's), and PostgreSQL's models.commits (a count of commits
-// in that database, starting at 0). The journal comes last.
+// itself), migrations (each store records its own dialect's), and
+// PostgreSQL's models.commits (a count of commits in that database,
+// starting at 0). Journal records are copied as stored, compressed in
+// the format both stores share (engine/sqlkit's codec) with the
+// dictionaries of journal_dicts. The journal comes last.
 var DaemonTables = []Table{
 	{Name: "settings", Columns: []string{"key", "value", "updated_at"}},
 	{Name: "fill_spans", Columns: []string{"start_us", "end_us"}},
@@ -62,6 +63,7 @@ var DaemonTables = []Table{
 	{Name: "reject_totals", Columns: []string{"origin", "total"}},
 	{Name: "journal_stats", Columns: []string{"id", "messages", "late", "rejects", "oldest_us", "oldest_key", "newest_us", "newest_key"}},
 	{Name: "table_rows", Columns: []string{"name", "n"}},
+	{Name: "journal_dicts", Columns: []string{"id", "dict"}},
 	{Name: Journal, Columns: []string{"time_us", "key", "id", "topic", "raw", "late"}},
 }
 
