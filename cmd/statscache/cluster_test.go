@@ -281,3 +281,90 @@ func commitChains(t *testing.T, url string) map[string]int {
 	}
 	return holders
 }
+
+// TestClusterReloadAndDisagreement: two daemons on one database spread
+// the models between them; SIGHUP to one reloads both, each from its own
+// scripts directory; when their copies of a script differ, no instance
+// runs its models and /status says which instance has which version;
+// once they agree again the models run again.
+func TestClusterReloadAndDisagreement(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../scripts/volume.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := map[string]string{}
+	start := func(name string) *daemonProc {
+		s := filepath.Join(dir, name)
+		os.MkdirAll(s, 0o755)
+		if err := os.WriteFile(filepath.Join(s, "volume.lua"), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		scripts[name] = s
+		return startDaemon(t, "--db", url, "--scripts", s, "--bus", "none", "--lease", "3s",
+			"--instance", name, "--pidfile", filepath.Join(dir, name+".pid"))
+	}
+	a, b := start("a"), start("b")
+	defer a.stop(t)
+	defer b.stop(t)
+	waitSpread(t, a, 2)
+
+	reloads := func(d *daemonProc) int {
+		r, _ := d.status(t)["reloads"].([]any)
+		return len(r)
+	}
+	// A changed copy of volume.lua in b only: a reload asked of a reaches
+	// both, and the volume models then run nowhere.
+	changed := []byte(string(src) + "\n-- b's copy differs\n")
+	if err := os.WriteFile(filepath.Join(scripts["b"], "volume.lua"), changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "both instances reloaded", func() bool { return reloads(a) == 1 && reloads(b) == 1 })
+	var conflicts map[string]any
+	waitFor(t, "the disagreement shown and the volume models stopped", func() bool {
+		cl, _ := b.status(t)["cluster"].(map[string]any)
+		conflicts, _ = cl["conflicts"].(map[string]any)
+		return len(conflicts) == 3 && runningAnywhere(t, "volume-1m", a, b) == 0
+	})
+	c, _ := conflicts["volume-1m"].(string)
+	if !regexp.MustCompile(`a has version .* b has version `).MatchString(c) {
+		t.Errorf("conflict reason %q does not say which instance has which version", c)
+	}
+	// The same script again, reloaded through b: the models run again,
+	// each in one instance.
+	if err := os.WriteFile(filepath.Join(scripts["b"], "volume.lua"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the volume models running again", func() bool {
+		return reloads(a) == 2 && reloads(b) == 2 && runningAnywhere(t, "volume-1m", a, b) == 1
+	})
+}
+
+// runningAnywhere counts the instances that run model ident.
+func runningAnywhere(t *testing.T, ident string, ds ...*daemonProc) int {
+	n := 0
+	for _, d := range ds {
+		for _, m := range d.status(t)["models"].([]any) {
+			m := m.(map[string]any)
+			if m["ident"] == ident && m["running"] == true {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, for 30 seconds at most.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
