@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -48,16 +46,7 @@ func TestClusterThreeDaemons(t *testing.T) {
 	defer dg.Close()
 	pyEP, pyIn, pyWait := libzmqPublisher(t)
 
-	scripts := t.TempDir()
-	for _, f := range []string{"volume.lua", "volume-by-category.lua"} {
-		src, err := os.ReadFile(filepath.Join("../../scripts", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(scripts, f), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripts := shippedScripts(t, "volume.lua", "volume-by-category.lua")
 	const lease = 3 * time.Second
 	dir := t.TempDir()
 	start := func(name string) *daemonProc {
@@ -70,29 +59,7 @@ func TestClusterThreeDaemons(t *testing.T) {
 		d.waitConnected(t, 1)
 	}
 
-	var mu sync.Mutex // guards c between the publisher and the recount
-	stop := make(chan struct{})
-	var published atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(25 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			mu.Lock()
-			topic, env := c.record(time.Now(), true)
-			mu.Unlock()
-			dg.Add(env)
-			fmt.Fprintf(pyIn, "%s\t%s\n", topic, env)
-			published.Add(1)
-		}
-	}()
+	fd := startFeed(c, dg, pyIn, 25*time.Millisecond)
 
 	// Every instance runs some models, which have caught up with the
 	// history and follow the bus, before anything happens to them.
@@ -114,11 +81,7 @@ func TestClusterThreeDaemons(t *testing.T) {
 	d3.cmd.Process.Signal(syscall.SIGCONT)
 	t.Log("continued three")
 	time.Sleep(3 * time.Second)
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	want := int64(len(c.all))
-	mu.Unlock()
+	want := fd.Stop()
 	d1.waitTotal(t, want)
 	refused := metric(t, d3, "statscache_lease_refused_commits_total")
 	st1, st3 := d1.status(t), d3.status(t)
@@ -143,7 +106,7 @@ func TestClusterThreeDaemons(t *testing.T) {
 	if len(holders) < 3 {
 		t.Errorf("commits came from %v: want all three instances to have committed", holders)
 	}
-	t.Logf("%d messages (%d published live), %v refused commits in the stopped instance, commits by %v", want, published.Load(), refused, holders)
+	t.Logf("%d messages (%d published live), %v refused commits in the stopped instance, commits by %v", want, fd.published.Load(), refused, holders)
 }
 
 // waitSpread waits until n instances hold model leases, as d's /status

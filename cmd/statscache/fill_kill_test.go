@@ -1,12 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,16 +37,7 @@ func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 	defer dg.Close()
 	pyEP, pyIn, pyWait := libzmqPublisher(t)
 
-	scripts := t.TempDir()
-	for _, f := range []string{"volume.lua", "volume-by-category.lua"} {
-		src, err := os.ReadFile(filepath.Join("../../scripts", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(scripts, f), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripts := shippedScripts(t, "volume.lua", "volume-by-category.lua")
 	db := k.newDB(t, "kill")
 	args := []string{"--db", db, "--scripts", scripts, "--bus", pyEP, "--datagrepper", dg.URL,
 		"--epoch", epoch.Format(time.RFC3339), "--settle", "1s", "--lateness", "2s", "--batch-interval", "100ms",
@@ -59,29 +45,7 @@ func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 
 	// The publisher sends 40 messages a second for the whole test, each
 	// also to the archive (as datanommer does), whether a daemon runs or not.
-	var mu sync.Mutex // guards c between the publisher and the recount
-	stop := make(chan struct{})
-	var published atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(25 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			mu.Lock()
-			topic, env := c.record(time.Now(), true)
-			mu.Unlock()
-			dg.Add(env)
-			fmt.Fprintf(pyIn, "%s\t%s\n", topic, env)
-			published.Add(1)
-		}
-	}()
+	fd := startFeed(c, dg, pyIn, 25*time.Millisecond)
 
 	midFill := 0
 	for kill := 1; kill <= 5; kill++ {
@@ -103,11 +67,7 @@ func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 	}
 	d := startDaemon(t, args...)
 	time.Sleep(2 * time.Second)
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	want := int64(len(c.all))
-	mu.Unlock()
+	want := fd.Stop()
 	d.waitTotal(t, want)
 	st := d.status(t)
 	d.stop(t)
@@ -124,5 +84,5 @@ func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 	if len(wantCat) < 30 {
 		t.Errorf("only %d hourly buckets: the history does not span the fill", len(wantCat))
 	}
-	t.Logf("%d messages (%d published live), %d archive requests", want, published.Load(), len(dg.Requests()))
+	t.Logf("%d messages (%d published live), %d archive requests", want, fd.published.Load(), len(dg.Requests()))
 }

@@ -108,7 +108,7 @@ type Node struct {
 	mu   sync.Mutex
 	fill *engine.Fence // the fill lease, when held
 	// lost are leases a renewal found taken; their models stop at their
-	// next commit (refused) or a third of a lease later.
+	// next commit (refused) or a lease later.
 	lost      map[string]lostLease
 	lastRenew time.Time // the last successful renewal
 	beat      Beat
@@ -269,7 +269,7 @@ func (n *Node) renew(ctx context.Context) error {
 		l, seen := n.lost[k]
 		n.mu.Unlock()
 		if seen && l.token == held[k] {
-			if time.Since(l.at) >= n.cfg.Lease/3 {
+			if time.Since(l.at) >= n.cfg.Lease {
 				n.eng.Release(k)
 			}
 			continue
