@@ -254,3 +254,11 @@ func (r *runner) stop() {
 func (r *runner) watermark() int64 {
 	return min(r.e.watermark.Load(), r.e.clusterWM.Load(), r.hold.Load())
 }
+
+// ErrJournaledBehind is wrapped by a store's fenced commit error when the
+// journal holds more messages between the model's committed cursor and the
+// batch's cursor than the batch passed: another instance journaled one
+// there after the batch read the journal (a message the bus delivered
+// late, an archive check, an AMQP redelivery), which no lock of this
+// process saw. Nothing is written; the model processes the batch again.
+var ErrJournaledBehind = errors.New("a message was journaled inside the batch after it was read")

@@ -560,6 +560,15 @@ func (r *runner) commit(ctx context.Context) {
 			r.loseLease(err)
 			return
 		}
+		if errors.Is(err, ErrJournaledBehind) {
+			// Another instance journaled inside the batch: process it
+			// again from the journal, and drop cached reads that lack it.
+			r.e.cache.inserted(r.committed)
+			r.invalidate()
+			redos++
+			r.log.Debug("message journaled inside the batch by another instance: processing it again", "round", redos)
+			continue
+		}
 		if errors.Is(err, errInsertedBehind) {
 			redos++
 			r.log.Debug("message inserted behind the cursor: processing the batch again", "round", redos)

@@ -90,7 +90,11 @@ type Checkpoint struct {
 	// Fence.Holder with Fence.Token, else the commit fails with an error
 	// wrapping ErrFenced and writes nothing. From is the cursor of the
 	// model's previous commit (where this batch starts), for a store that
-	// logs which instance committed which part of the journal.
+	// logs which instance committed which part of the journal. With a
+	// Fence the store also checks, after any journal append in flight has
+	// ended, that the journal holds no more than Processed messages in
+	// (From, Cursor] (Processed counts every message the batch passed),
+	// else the commit fails with an error wrapping ErrJournaledBehind.
 	Fence *Fence
 	From  Position
 }

@@ -29,6 +29,14 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 		if err != nil {
 			return nil, err
 		}
+		if db.leased.Load() {
+			// Before the model's row, as appends take it before the
+			// cursors (insertJournal): no deadlock between the two.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, lockJournal); err != nil {
+				tx.Rollback(context.WithoutCancel(ctx))
+				return nil, err
+			}
+		}
 		if err := tx.QueryRow(ctx, `SELECT commits, cursor_time_us, cursor_key FROM models WHERE ident = $1 FOR UPDATE`, ident).
 			Scan(&commits, &cursor.TimeUS, &cursor.Key); err != nil {
 			tx.Rollback(context.WithoutCancel(ctx))

@@ -65,6 +65,9 @@ type DB struct {
 	url   string
 
 	stalls sqlkit.Stalls // see NoteStall
+	// leased is set once this process takes a lease (Acquire): its
+	// model commits are fenced, and take the journal lock (Begin).
+	leased atomic.Bool
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table

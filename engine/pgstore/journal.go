@@ -94,7 +94,16 @@ func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message, c *sq
 	// The cursors are read under a share lock: a model cannot commit
 	// past a message while it is being journaled (the commit waits), so a
 	// message is flagged late exactly when some model will not see it,
-	// even with several processes writing.
+	// even with several processes writing. A model that has not committed
+	// yet has no row lock to wait for, and a model registered meanwhile
+	// none at all: the journal lock, taken first and held to the end,
+	// makes a fenced commit (instances sharing the database) wait for the
+	// whole append, which it then counts (checkFence). An append paused
+	// mid-way (SIGSTOP, a frozen VM) must not hold every instance's
+	// commits for ever: its session ends after idling a lease's length.
+	if _, err := tx.Exec(ctx, `SELECT set_config('idle_in_transaction_session_timeout', '15s', true), pg_advisory_xact_lock($1)`, lockJournal); err != nil {
+		return res, fmt.Errorf("append: lock the journal: %w", err)
+	}
 	type mark struct {
 		cursor  engine.Position
 		startUS int64

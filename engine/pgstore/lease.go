@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,25 @@ func checkFence(ctx context.Context, tx pgx.Tx, ident string, cp engine.Checkpoi
 	}
 	if err != nil {
 		return fmt.Errorf("lease of %s: %w", ident, err)
+	}
+	// Every journal message of (From, Cursor] must have passed through
+	// the batch. The journal lock (shared, taken in Begin) waited for any
+	// append in flight, so this count sees it: a message another instance
+	// journaled there after the batch read the journal, and did not flag
+	// late (the model's cursor was still From), is found here, and the
+	// engine processes the batch again. An append after this commit sees
+	// the new cursor and flags it late.
+	lo, lk := cp.From.TimeUS, cp.From.Key
+	if cp.From.IsZero() {
+		lo, lk = math.MinInt64, ""
+	}
+	var n int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM journal WHERE (time_us, key) > ($1, $2) AND (time_us, key) <= ($3, $4)`,
+		lo, lk, cp.Cursor.TimeUS, cp.Cursor.Key).Scan(&n); err != nil {
+		return fmt.Errorf("count the batch of %s: %w", ident, err)
+	}
+	if n > cp.Processed {
+		return fmt.Errorf("commit %s: %d journal messages up to %v, the batch passed %d: %w", ident, n, cp.Cursor, cp.Processed, engine.ErrJournaledBehind)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO cluster_commits (ident, holder, token, from_us, from_key, to_us, to_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, ident, f.Holder, f.Token, cp.From.TimeUS, cp.From.Key, cp.Cursor.TimeUS, cp.Cursor.Key); err != nil {
@@ -108,6 +128,7 @@ func (db *DB) Heartbeat(ctx context.Context, me cluster.Instance, ttl time.Durat
 // token. It does not wait for a commit that holds the lease row: it tries
 // again at the next heartbeat.
 func (db *DB) Acquire(ctx context.Context, key, holder string, ttl time.Duration) (engine.Fence, bool, error) {
+	db.leased.Store(true)
 	f := engine.Fence{Holder: holder}
 	ok := false
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {

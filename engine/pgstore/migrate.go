@@ -17,6 +17,10 @@ const (
 	lockMigrate  int64 = 0x73746174_00000001 // running migrations
 	lockRegister int64 = 0x73746174_00000002 // creating or changing model tables
 	lockSpans    int64 = 0x73746174_00000003 // merging complete spans
+	// lockJournal orders journal appends (exclusive) against fenced model
+	// commits (shared) across processes, as Engine.commitMu does within
+	// one: see insertJournal and checkFence.
+	lockJournal int64 = 0x73746174_00000004
 )
 
 // migrate runs the PostgreSQL migrations not yet recorded, in one
