@@ -74,20 +74,25 @@ func TestRegisterConcurrently(t *testing.T) {
 		defer db.Close()
 		dbs[i] = db
 	}
-	specs := []*engine.ModelSpec{counterSpec()}
-	for _, name := range []string{"select", "a-b.c", "order"} { // names that need quoting
-		sp := counterSpec()
-		sp.Ident, sp.Table.Name = name, schema.TableName(name)
-		sp.Table.Columns = append(sp.Table.Columns, schema.Column{Name: "group", Type: schema.Text})
-		specs = append(specs, sp)
+	// Each process has its own specs, as it loads its own scripts.
+	specs := func() []*engine.ModelSpec {
+		out := []*engine.ModelSpec{counterSpec()}
+		for _, name := range []string{"select", "a-b.c", "order"} { // names that need quoting
+			sp := counterSpec()
+			sp.Ident, sp.Table.Name = name, schema.TableName(name)
+			sp.Table.Columns = append(sp.Table.Columns, schema.Column{Name: "group", Type: schema.Text})
+			out = append(out, sp)
+		}
+		return out
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(dbs)*len(specs))
+	errs := make(chan error, len(dbs)*4)
 	for _, db := range dbs {
 		wg.Add(1)
+		mine := specs()
 		go func() {
 			defer wg.Done()
-			for _, sp := range specs {
+			for _, sp := range mine {
 				if _, err := db.Register(t.Context(), sp); err != nil {
 					errs <- err
 				}
