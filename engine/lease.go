@@ -110,7 +110,15 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 			return fmt.Errorf("grant %s: %w", id, err)
 		}
 		nr := newRunner(e, r.model, st)
-		nr.startUS, nr.promoteTo = r.startUS, r.promoteTo
+		nr.promoteTo = r.promoteTo
+		if st.Cursor.IsZero() {
+			// Where a new model's history starts, as this instance fixed
+			// it when it added the model. Once another instance has
+			// committed, the model goes on from that cursor: a start of
+			// this instance's (a Backlog counted from a later clock)
+			// would pass over messages after it.
+			nr.startUS = r.startUS
+		}
 		nr.hold.Store(r.hold.Load())
 		fc := f
 		nr.fence = &fc

@@ -228,3 +228,57 @@ func TestClusterWatermarkCaps(t *testing.T) {
 		t.Fatalf("committed %d after the cluster watermark moved, want 10", stats(e, "m").Processed)
 	}
 }
+
+// TestLeaseMovesABacklogModelAfterItsStart: two instances add a model whose
+// history starts a Backlog before it is added, b a moment after a. a runs
+// it and commits its first message; the model moves to b. b resumes from
+// a's cursor and processes every message after it, also those before the
+// start b computed for the model when it was added: the committed cursor,
+// not a start of b's own, says where the model is.
+func TestLeaseMovesABacklogModelAfterItsStart(t *testing.T) {
+	db := openTestDB(t, "")
+	fs := newFencedStore(db)
+	ctx := context.Background()
+	backlog := func() *fakeModel {
+		m := newFake("m")
+		m.spec.Backlog = time.Hour
+		return m
+	}
+	a := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 1}))
+	if err := a.Add(ctx, backlog()); err != nil {
+		t.Fatal(err)
+	}
+	added := time.Now()
+	for !time.Now().After(added.Add(10 * time.Millisecond)) {
+	}
+	mb := backlog()
+	b := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 1}))
+	if err := b.Add(ctx, mb); err != nil {
+		t.Fatal(err)
+	}
+	// m1 and m2 lie after a's start and before b's.
+	start := float64(added.Add(-time.Hour).UnixMicro()) / 1e6
+	m1, m2 := message(t, "m1", "t", start+0.001), message(t, "m2", "t", start+0.002)
+	m3 := message(t, "m3", "t", float64(time.Now().Add(-time.Minute).UnixMicro())/1e6)
+	ingest(t, a, m1, m2, m3)
+
+	fa := engine.Fence{Holder: "a", Token: 1}
+	fs.setLease("m", fa)
+	a.SetClusterWatermark(m2.TimeUS) // a stops after m1
+	if err := a.Grant(ctx, "m", fa); err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	if st := db.model(t, "m"); st.Cursor != m1.Pos() {
+		t.Fatalf("a committed up to %v, want m1", st.Cursor)
+	}
+	fb := engine.Fence{Holder: "b", Token: 2}
+	fs.setLease("m", fb)
+	if err := b.Grant(ctx, "m", fb); err != nil {
+		t.Fatal(err)
+	}
+	run(t, b)
+	if got := db.counts(t, "m")["t"]; got != 3 {
+		t.Errorf("counted %d messages, want 3 (b processed %v)", got, mb.seen)
+	}
+}
