@@ -710,7 +710,7 @@ func (r *runner) tryCommit(ctx context.Context) (err error) {
 	if err := r.state.writeTo(tx); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs, Fence: r.fence, From: r.committed}
+	cp := Checkpoint{Cursor: r.cursor, CursorID: r.cursorID, Processed: r.pending, Errors: r.errs, Fence: r.fence, From: r.committed, StartUS: r.startUS}
 	if r.wq != nil {
 		r.wq.checkpoint(&cp)
 	}

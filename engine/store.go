@@ -97,6 +97,12 @@ type Checkpoint struct {
 	// else the commit fails with an error wrapping ErrJournaledBehind.
 	Fence *Fence
 	From  Position
+	// StartUS is where the model's history starts in the run that
+	// commits (math.MinInt64: all of it). Instances sharing the database
+	// may each have set a start when they added a new model: the store
+	// records, with a fenced first commit, the start of the run that made
+	// it, which decides which messages journaled later are late for it.
+	StartUS int64
 }
 
 // ModelStatus is the durable status of a model.

@@ -221,3 +221,56 @@ func TestEngineRedoesABatchJournaledBehind(t *testing.T) {
 		t.Errorf("cnt counted %d, processed %d (m20 late %d); want 3 and 3: m20 was journaled inside the batch", n, processed, lateFlag(t, conn, "b"))
 	}
 }
+
+// TestFirstCommitRecordsItsStart: instances A and B both add a new model
+// with a Backlog, B a moment later, so each sets a start (B's last). A
+// runs it and commits first, from its own start. A message journaled
+// afterwards between the two starts and behind A's cursor is late for
+// the model (A's run passed its time), and must be flagged so.
+func TestFirstCommitRecordsItsStart(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	a, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, db := range []*pgstore.DB{a, b} {
+		if _, err := db.Register(ctx, leaseSpec("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.SetStart(ctx, "x", 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetStart(ctx, "x", 200); err != nil {
+		t.Fatal(err)
+	}
+	f, ok, err := a.Acquire(ctx, "x", "a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	tx, err := a.Begin(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(engine.Checkpoint{Cursor: engine.Position{TimeUS: 300, Key: "z"}, StartUS: 100, Fence: &f}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, []*engine.Message{behindMsg(150, "m150")}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if late := lateFlag(t, conn, "m150"); late != 1 {
+		t.Errorf("m150, behind the cursor and after the start of the run that committed, has late %d, want 1", late)
+	}
+}

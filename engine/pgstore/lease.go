@@ -61,6 +61,15 @@ func checkFence(ctx context.Context, tx pgx.Tx, ident string, cp engine.Checkpoi
 	if n > cp.Processed {
 		return fmt.Errorf("commit %s: %d journal messages up to %v, the batch passed %d: %w", ident, n, cp.Cursor, cp.Processed, engine.ErrJournaledBehind)
 	}
+	// The first commit of a model says where its history starts: each
+	// instance that added it set a start of its own (SetStart), the last
+	// one stays, and it is this run's that decides which messages
+	// journaled later are late for the model.
+	if cp.From.IsZero() {
+		if _, err := tx.Exec(ctx, `UPDATE models SET start_us = $1 WHERE ident = $2 AND cursor_key = ''`, cp.StartUS, ident); err != nil {
+			return fmt.Errorf("start of %s: %w", ident, err)
+		}
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO cluster_commits (ident, holder, token, from_us, from_key, to_us, to_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, ident, f.Holder, f.Token, cp.From.TimeUS, cp.From.Key, cp.Cursor.TimeUS, cp.Cursor.Key); err != nil {
 		return fmt.Errorf("log the commit of %s: %w", ident, err)
