@@ -41,8 +41,9 @@ type Store interface {
 	// models, watermark and refused commits, and returns the live
 	// instances, every lease and the reload generation.
 	Heartbeat(ctx context.Context, me Instance, ttl time.Duration) (Beat, error)
-	// Acquire takes the lease of key for holder when it is free or
-	// expired, raising its token; ok is false when another instance holds
+	// Acquire takes the lease of key for holder when it is free, expired
+	// or held under holder's name (an earlier run of this instance that
+	// died), raising its token; ok is false when another instance holds
 	// it.
 	Acquire(ctx context.Context, key, holder string, ttl time.Duration) (f engine.Fence, ok bool, err error)
 	// Renew extends the leases held (key to token) by holder and returns
@@ -393,7 +394,7 @@ func (n *Node) rebalance(ctx context.Context, b Beat) {
 			}
 			continue
 		}
-		if leases[k].Live {
+		if l := leases[k]; l.Live && l.Holder != n.cfg.ID {
 			continue // its holder releases it first
 		}
 		f, ok := n.acquire(ctx, k)

@@ -68,7 +68,7 @@ func (s *memStore) Acquire(ctx context.Context, key, holder string, ttl time.Dur
 		l = &Lease{Key: key}
 		s.leases[key] = l
 	}
-	if l.Holder != "" && l.Expires.After(now) {
+	if l.Holder != "" && l.Holder != holder && l.Expires.After(now) {
 		return engine.Fence{}, false, nil
 	}
 	l.Holder, l.Token, l.Expires = holder, l.Token+1, now.Add(ttl)

@@ -133,8 +133,9 @@ func (db *DB) Heartbeat(ctx context.Context, me cluster.Instance, ttl time.Durat
 	return b, nil
 }
 
-// Acquire takes the lease of key when it is free or expired, raising its
-// token. It does not wait for a commit that holds the lease row: it tries
+// Acquire takes the lease of key when it is free, expired or held under
+// holder's own name (an earlier run of this instance that died: names
+// are unique among live instances), raising its token. It does not wait for a commit that holds the lease row: it tries
 // again at the next heartbeat.
 func (db *DB) Acquire(ctx context.Context, key, holder string, ttl time.Duration) (engine.Fence, bool, error) {
 	db.leased.Store(true)
@@ -148,7 +149,7 @@ func (db *DB) Acquire(ctx context.Context, key, holder string, ttl time.Duration
 			VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond', now())
 			ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, token = cluster_leases.token + 1,
 			expires_at = excluded.expires_at, acquired_at = now()
-			WHERE cluster_leases.holder = '' OR cluster_leases.expires_at <= now()
+			WHERE cluster_leases.holder IN ('', excluded.holder) OR cluster_leases.expires_at <= now()
 			RETURNING token`, key, holder, ttl.Microseconds()).Scan(&f.Token)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil

@@ -104,6 +104,15 @@ func TestFencedCommitOnPostgres(t *testing.T) {
 	if err != nil || !ok || a3.Token != 3 {
 		t.Fatalf("acquire after release: %v %v %v", a3, ok, err)
 	}
+	// a restarted under the same name takes its lease back at once, with
+	// a new token: what the dead run had not committed is refused.
+	a4, ok, err := db.Acquire(ctx, "m", "a", time.Minute)
+	if err != nil || !ok || a4.Token != 4 {
+		t.Fatalf("acquire by a restarted instance of the same name: %v %v %v", a4, ok, err)
+	}
+	if err := fencedCommit(t, db, "m", a3, 30, 40); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("commit of the dead run: %v, want ErrFenced", err)
+	}
 
 	var n, cursor int64
 	if err := conn.QueryRow(ctx, `SELECT (SELECT n FROM model_m), cursor_time_us FROM models WHERE ident = 'm'`).Scan(&n, &cursor); err != nil {
