@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,6 +18,14 @@ import (
 // (README, "Running several instances"): engine/cluster decides which
 // instance runs which model and how far the models may read the shared
 // journal; this file wires it into the daemon.
+
+// leaseOrDefault is --lease, or the default when it is not set.
+func leaseOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return cluster.DefaultLease
+	}
+	return d
+}
 
 // newNode returns the daemon's part of the coordination. fill says the
 // daemon has an archive to fill from.

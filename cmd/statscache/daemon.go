@@ -90,6 +90,12 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	// On PostgreSQL several instances may share the database: a model
 	// runs only where its lease is held.
 	c.leased = pgstore.IsURL(c.db)
+	if c.leased {
+		// An instance paused inside a transaction must not hold the
+		// others' appends and commits up for longer than a third of a
+		// lease (see pgstore.Options.IdleInTransaction).
+		c.idleTx = max(time.Second, leaseOrDefault(cfg.lease)/3)
+	}
 	p, err := openPipeline(ctx, &c, log, stderr)
 	if err != nil {
 		return nil, err

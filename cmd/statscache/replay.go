@@ -48,9 +48,10 @@ type common struct {
 	cpuProfile          string
 	memoryLimit         byteSize
 	keepErrors          int
-	epoch               time.Time // where a new model's history starts (daemon)
-	hold                bool      // hold every model until the follower says how far it may go (daemon)
-	leased              bool      // run a model only while this instance holds its lease (daemon on PostgreSQL)
+	epoch               time.Time     // where a new model's history starts (daemon)
+	hold                bool          // hold every model until the follower says how far it may go (daemon)
+	leased              bool          // run a model only while this instance holds its lease (daemon on PostgreSQL)
+	idleTx              time.Duration // PostgreSQL ends a session idle in a transaction that long (daemon)
 	services            serviceFlag
 	// replay: process the whole journal (final), or hold back its newest
 	// second, and lateness more, for the next replay (see holdBack).
@@ -212,7 +213,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 		debug.SetMemoryLimit(int64(c.memoryLimit))
 	}
 	models, _ := loadModels(c.scripts, c.luaOptions(log), stderr)
-	db, err := openStore(ctx, c.db, storeOptions{sync: c.sync, keepErrors: c.keepErrors})
+	db, err := openStore(ctx, c.db, storeOptions{sync: c.sync, keepErrors: c.keepErrors, idleTx: c.idleTx})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"time"
 
 	"statscache/engine"
 	"statscache/engine/pgstore"
@@ -37,12 +38,15 @@ type storeOptions struct {
 	sync       string // SQLite's synchronous mode
 	keepErrors int
 	readOnly   bool // serve: PostgreSQL opens read-only (a replica will do)
+	// idleTx: PostgreSQL ends a session idle in a transaction that long
+	// (several daemons share the database, see cluster.go).
+	idleTx time.Duration
 }
 
 // openStore opens the database that --db names.
 func openStore(ctx context.Context, db string, o storeOptions) (store, error) {
 	if pgstore.IsURL(db) {
-		return pgstore.Open(ctx, db, pgstore.Options{KeepErrors: o.keepErrors, ReadOnly: o.readOnly})
+		return pgstore.Open(ctx, db, pgstore.Options{KeepErrors: o.keepErrors, ReadOnly: o.readOnly, IdleInTransaction: o.idleTx})
 	}
 	return sqlstore.Open(ctx, db, sqlstore.Options{Synchronous: o.sync, KeepErrors: o.keepErrors})
 }

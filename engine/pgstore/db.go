@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,13 @@ type Options struct {
 	ReadOnly bool
 	// MaxConns bounds the pool (default: pgxpool's, at least 4).
 	MaxConns int32
+	// IdleInTransaction, when set, makes the server end a session that
+	// sits idle inside a transaction that long
+	// (idle_in_transaction_session_timeout). Several instances share the
+	// database (engine/cluster): one paused mid-transaction (SIGSTOP, a
+	// long GC) must not hold row locks that stop the others' journal
+	// appends and commits; its transaction fails and is retried.
+	IdleInTransaction time.Duration
 }
 
 // DefaultKeepErrors is Options.KeepErrors when it is not set.
@@ -97,6 +105,9 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 		cfg.MaxConns = opts.MaxConns
 	} else if cfg.MaxConns < 4 {
 		cfg.MaxConns = 4
+	}
+	if opts.IdleInTransaction > 0 {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(opts.IdleInTransaction.Milliseconds(), 10)
 	}
 	if opts.ReadOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"

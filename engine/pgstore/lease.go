@@ -26,13 +26,10 @@ var _ cluster.Store = (*DB)(nil)
 // row stays share-locked until the transaction ends, so a takeover (which
 // updates the row) waits for this commit, and this commit sees a takeover
 // that committed first. The commit is logged with the span of the journal
-// it covers. A paused instance must not keep the row locked for ever:
-// the transaction ends if the session idles in it for a lease's length.
+// it covers. A paused instance must not keep the row locked for ever: the
+// daemon opens the store with Options.IdleInTransaction.
 func checkFence(ctx context.Context, tx pgx.Tx, ident string, cp engine.Checkpoint) error {
 	f := cp.Fence
-	if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = '15s'`); err != nil {
-		return fmt.Errorf("lease of %s: %w", ident, err)
-	}
 	var ok bool
 	err := tx.QueryRow(ctx, `SELECT true FROM cluster_leases WHERE key = $1 AND holder = $2 AND token = $3
 		AND expires_at > clock_timestamp() FOR SHARE`, engine.LeaseKey(ident), f.Holder, f.Token).Scan(&ok)
