@@ -32,10 +32,9 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 		if db.leased.Load() {
 			// The journal lock before the model's row, as appends take it
 			// before the cursors (insertJournal): no deadlock between the
-			// two. Both locks hold back every instance's appends, so an
-			// instance paused mid-commit (SIGSTOP, a frozen VM) loses its
-			// session after idling a lease's length, as in checkFence.
-			if _, err := tx.Exec(ctx, `SELECT set_config('idle_in_transaction_session_timeout', '15s', true), pg_advisory_xact_lock_shared($1)`, lockJournal); err != nil {
+			// two. Both hold back every instance's appends: a paused
+			// instance's session ends them (Options.IdleInTransaction).
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, lockJournal); err != nil {
 				tx.Rollback(context.WithoutCancel(ctx))
 				return nil, err
 			}

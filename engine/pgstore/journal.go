@@ -99,9 +99,9 @@ func insertJournal(ctx context.Context, tx pgx.Tx, msgs []*engine.Message, c *sq
 	// none at all: the journal lock, taken first and held to the end,
 	// makes a fenced commit (instances sharing the database) wait for the
 	// whole append, which it then counts (checkFence). An append paused
-	// mid-way (SIGSTOP, a frozen VM) must not hold every instance's
-	// commits for ever: its session ends after idling a lease's length.
-	if _, err := tx.Exec(ctx, `SELECT set_config('idle_in_transaction_session_timeout', '15s', true), pg_advisory_xact_lock($1)`, lockJournal); err != nil {
+	// mid-way (SIGSTOP, a frozen VM) holds every instance's commits until
+	// its session idles out (Options.IdleInTransaction).
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockJournal); err != nil {
 		return res, fmt.Errorf("append: lock the journal: %w", err)
 	}
 	type mark struct {
