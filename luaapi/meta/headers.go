@@ -18,17 +18,21 @@ import (
 // so usernames and packages are the union of both, and agent_name, when
 // the record has it, is the agent. A fedmsg-era message has no such
 // headers and keeps exactly what the rules say.
-func fromHeaders(r *Result, rec *fastjson.Value) *Result {
+func fromHeaders(r *Result, rec *fastjson.Value, hs Helpers) *Result {
 	r.Groups, r.Containers, r.Modules, r.Flatpaks = []string{}, []string{}, []string{}, []string{}
 	if h := rec.Get("headers"); h != nil && h.Type() == fastjson.TypeObject {
-		r.Usernames = union(r.Usernames, engine.HeaderNames(h, engine.HeaderUserPrefix))
-		r.Packages = union(r.Packages, engine.HeaderNames(h, engine.HeaderPackagePrefix))
+		if hs&Usernames != 0 {
+			r.Usernames = union(r.Usernames, engine.HeaderNames(h, engine.HeaderUserPrefix))
+		}
+		if hs&Packages != 0 {
+			r.Packages = union(r.Packages, engine.HeaderNames(h, engine.HeaderPackagePrefix))
+		}
 		r.Groups = union(r.Groups, engine.HeaderNames(h, engine.HeaderGroupPrefix))
 		r.Containers = union(r.Containers, engine.HeaderNames(h, engine.HeaderContainerPrefix))
 		r.Modules = union(r.Modules, engine.HeaderNames(h, engine.HeaderModulePrefix))
 		r.Flatpaks = union(r.Flatpaks, engine.HeaderNames(h, engine.HeaderFlatpakPrefix))
 	}
-	if a := rec.Get("agent_name"); a != nil && a.Type() == fastjson.TypeString && len(a.GetStringBytes()) > 0 {
+	if a := rec.Get("agent_name"); hs&Agent != 0 && a != nil && a.Type() == fastjson.TypeString && len(a.GetStringBytes()) > 0 {
 		s := string(a.GetStringBytes())
 		r.Agent = &s
 	}

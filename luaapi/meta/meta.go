@@ -367,19 +367,128 @@ func (l *Library) ProcessorFor(topic string) string { return l.processorFor(topi
 
 type memoKey struct{ l *Library }
 
-type memoVal struct {
-	r   *Result
-	err error
+// Helpers is a set of helpers, one bit each, in the order of helperNames.
+// A model that asks for usernames should not pay for the title, subtitle,
+// link and icons: those format strings from templates and are most of the
+// rules' cost, while the shipped models ask for usernames and packages.
+type Helpers uint16
+
+const (
+	Usernames Helpers = 1 << iota
+	Packages
+	Objects
+	Title
+	Subtitle
+	Link
+	Icon
+	SecondaryIcon
+	Agent
+	// AllHelpers is every helper.
+	AllHelpers = Usernames | Packages | Objects | Title | Subtitle | Link | Icon | SecondaryIcon | Agent
+)
+
+// partial is what the helpers said so far about one message: the result
+// of the helpers in have, kept with the message and grown on demand.
+type partial struct {
+	mu   sync.Mutex
+	have Helpers
+	r    *Result // immutable once published: a fill makes a new one
+	// users is what the rules alone said the usernames are (before the
+	// headers' names are added): the agent's default when there is no
+	// agent rule.
+	users []string
+	err   error
 }
 
 // Compute runs every helper on m. The result is computed once per message
 // and library and shared by every caller.
 func (l *Library) Compute(m *engine.Message) (*Result, error) {
-	v := m.Memo(memoKey{l}, func() any {
-		r, err := l.ComputeRecord(m.Topic, m.Raw)
-		return memoVal{r, err}
-	}).(memoVal)
-	return v.r, v.err
+	return l.ComputeSome(m, AllHelpers)
+}
+
+// ComputeSome runs on m the helpers of want that no caller asked for
+// before; the others' answers are kept with the message. The Result holds
+// at least the helpers of want, the processor and what the headers say;
+// the fields of helpers not asked for may be empty.
+func (l *Library) ComputeSome(m *engine.Message, want Helpers) (*Result, error) {
+	p := m.Memo(memoKey{l}, func() any { return &partial{} }).(*partial)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	missing := want &^ p.have
+	if missing&Agent != 0 && p.have&Usernames == 0 {
+		missing |= Usernames // the agent's default is the single user
+	}
+	if p.err == nil && (p.r == nil || missing != 0) {
+		l.fill(p, m.Topic, m.Raw, missing)
+	}
+	return p.r, p.err
+}
+
+// fill computes the helpers of missing into a new result for p.
+func (l *Library) fill(p *partial, topic string, record []byte, missing Helpers) {
+	pr := l.parsers.Get()
+	defer l.parsers.Put(pr)
+	v, err := parseRecord(pr, record)
+	if err != nil {
+		p.err = err
+		return
+	}
+	if topic == "" {
+		topic = string(v.GetStringBytes("topic"))
+	}
+	res, users, err := l.compute(topic, v, missing, p.users)
+	if err != nil {
+		p.err = err
+		return
+	}
+	if p.r == nil {
+		p.r, p.have, p.users = res, missing, users
+		return
+	}
+	nr := *p.r
+	nr.merge(res, missing)
+	if missing&Usernames != 0 {
+		p.users = users
+	}
+	p.r = &nr
+	p.have |= missing
+}
+
+// merge copies the answers of the helpers in hs from o.
+func (r *Result) merge(o *Result, hs Helpers) {
+	if hs&Usernames != 0 {
+		r.Usernames = o.Usernames
+	}
+	if hs&Packages != 0 {
+		r.Packages = o.Packages
+	}
+	if hs&Objects != 0 {
+		r.Objects = o.Objects
+	}
+	if hs&Title != 0 {
+		r.Title = o.Title
+	}
+	if hs&Subtitle != 0 {
+		r.Subtitle = o.Subtitle
+	}
+	if hs&Link != 0 {
+		r.Link = o.Link
+		r.nulls = r.nulls&^nullLink | o.nulls&nullLink
+	}
+	if hs&Icon != 0 {
+		r.Icon = o.Icon
+		r.nulls = r.nulls&^nullIcon | o.nulls&nullIcon
+	}
+	if hs&SecondaryIcon != 0 {
+		r.SecondaryIcon = o.SecondaryIcon
+		r.nulls = r.nulls&^nullSecondaryIcon | o.nulls&nullSecondaryIcon
+	}
+	if hs&Agent != 0 {
+		r.Agent = o.Agent
+	}
+	if o.Err != "" {
+		r.Err = o.Err
+	}
 }
 
 // ComputeRecord runs every helper on a raw record: a datagrepper /raw
@@ -389,6 +498,18 @@ func (l *Library) Compute(m *engine.Message) (*Result, error) {
 func (l *Library) ComputeRecord(topic string, record []byte) (*Result, error) {
 	p := l.parsers.Get()
 	defer l.parsers.Put(p)
+	v, err := parseRecord(p, record)
+	if err != nil {
+		return nil, err
+	}
+	if topic == "" {
+		topic = string(v.GetStringBytes("topic"))
+	}
+	r, _, err := l.compute(topic, v, AllHelpers, nil)
+	return r, err
+}
+
+func parseRecord(p *fastjson.Parser, record []byte) (*fastjson.Value, error) {
 	v, err := p.ParseBytes(record)
 	if err != nil {
 		return nil, fmt.Errorf("meta: not valid JSON: %w", err)
@@ -396,10 +517,7 @@ func (l *Library) ComputeRecord(topic string, record []byte) (*Result, error) {
 	if v.Type() != fastjson.TypeObject {
 		return nil, fmt.Errorf("meta: record is a JSON %s, not an object", v.Type())
 	}
-	if topic == "" {
-		topic = string(v.GetStringBytes("topic"))
-	}
-	return l.compute(topic, v)
+	return v, nil
 }
 
 func (l *Library) getState() (*state, error) {
@@ -423,11 +541,15 @@ func (l *Library) putState(st *state) {
 	}
 }
 
-func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err error) {
+// compute runs the helpers of hs on rec and returns their answers, with
+// the processor and what the headers say, and what the rules alone said
+// the usernames are when hs has usernames (users otherwise: the agent
+// rule's default comes from them).
+func (l *Library) compute(topic string, rec *fastjson.Value, hs Helpers, users []string) (res *Result, ruleUsers []string, err error) {
 	proc := l.processorFor(topic)
 	st, err := l.getState()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The rules run under the limits of a model's process call: a rule
 	// that loops, or whose built-ins allocate without bound, is stopped,
@@ -454,7 +576,7 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 		l.putState(st)
 	}()
 	msg := st.envelope(topic, rec)
-	res = st.run(l, proc, msg)
+	res, ruleUsers = st.run(l, proc, msg, hs, users)
 	if ctx.Err() != nil {
 		reason := st.reason
 		if reason == "" {
@@ -463,10 +585,14 @@ func (l *Library) compute(topic string, rec *fastjson.Value) (res *Result, err e
 		st.broken = true // interrupted half way: do not reuse
 		l.errs.Add(1)
 		l.logger.Warn("meta rules stopped", "processor", proc.Name, "topic", topic, "reason", reason)
-		res = &Result{Usernames: []string{}, Packages: []string{}, Objects: []string{}, Processor: proc.Name,
-			Err: fmt.Sprintf("meta: %s: %s", proc.Name, reason)}
+		res, ruleUsers = emptyResult(proc, fmt.Sprintf("meta: %s: %s", proc.Name, reason)), []string{}
 	}
 	// The headers are read without the rules, so a stopped computation
 	// still has them.
-	return fromHeaders(res, rec), nil
+	return fromHeaders(res, rec, hs), ruleUsers, nil
+}
+
+// emptyResult is the answer of rules that were stopped or failed.
+func emptyResult(proc *Processor, reason string) *Result {
+	return &Result{Usernames: []string{}, Packages: []string{}, Objects: []string{}, Processor: proc.Name, Err: reason}
 }

@@ -3,8 +3,10 @@ package meta
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -221,13 +223,22 @@ func BenchmarkCompute(b *testing.B) {
 		path = filepath.Join("testdata", "cases.jsonl")
 	}
 	cases := readCases(b, path)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c := cases[i%len(cases)]
-		if _, err := l.ComputeRecord(c.Topic, c.Msg); err != nil {
-			b.Fatal(err)
-		}
+	// all: every helper, as `statscache meta` does; users+packages: what
+	// the shipped models ask for, on a new message each time.
+	for _, bc := range []struct {
+		name string
+		hs   Helpers
+	}{{"all", AllHelpers}, {"users+packages", Usernames | Packages}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c := cases[i%len(cases)]
+				m := &engine.Message{Topic: c.Topic, Raw: c.Msg}
+				if _, err := l.ComputeSome(m, bc.hs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -377,5 +388,92 @@ func TestJSONNull(t *testing.T) {
 	r := mustCompute(t, l, `{"topic": "org.example.prod.x", "msg": {"list": [1, null, "x"], "gone": null}}`)
 	if want := "3 1 false x nil"; r.Title != want {
 		t.Errorf("title %q, want %q", r.Title, want)
+	}
+}
+
+// TestComputeSomeEqualsCompute: asking for the helpers one at a time, in
+// any order, gives each helper the answer computing all of them gives,
+// for every bundled case and for a fedora-messaging record whose headers
+// add users and an agent; once all were asked, the whole result is the
+// same too.
+func TestComputeSomeEqualsCompute(t *testing.T) {
+	l := load(t)
+	cases := readCases(t, filepath.Join("testdata", "cases.jsonl"))
+	headed := `{"topic": "org.fedoraproject.prod.bodhi.update.comment", "agent_name": "zoe",
+		"headers": {"fedora_messaging_user_zoe": true, "fedora_messaging_rpm_zlib": true, "fedora_messaging_group_packager": true},
+		"msg": {"comment": {"user": {"name": "ralph"}, "text": "x", "update": {"title": "kernel-6.7.5-200.fc39", "user": {"name": "ralph"}}}}}`
+	cases = append(cases, corpusCase{Case: "headers", Topic: "org.fedoraproject.prod.bodhi.update.comment", Msg: []byte(headed)})
+	rng := rand.New(rand.NewPCG(1, 2))
+	asked := 0
+	for _, c := range cases {
+		full, err := l.ComputeRecord(c.Topic, c.Msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantJSON, _ := json.Marshal(full)
+		for round := 0; round < 3; round++ {
+			m := &engine.Message{Topic: c.Topic, Raw: c.Msg}
+			order := rng.Perm(len(helperNames))
+			for _, i := range order {
+				r, err := l.ComputeSome(m, Helpers(1)<<i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				asked++
+				h := helperNames[i]
+				if g, w := got(r, h), got(full, h); !reflect.DeepEqual(g, w) {
+					t.Errorf("%s: %s asked alone (order %v) = %v, computing all gives %v", c.Case, h, order, g, w)
+				}
+				if r.Processor != full.Processor || !reflect.DeepEqual(r.Groups, full.Groups) {
+					t.Errorf("%s: processor %q groups %q, want %q %q", c.Case, r.Processor, r.Groups, full.Processor, full.Groups)
+				}
+			}
+			r, _ := l.ComputeSome(m, 0)
+			if g, _ := json.Marshal(r); !bytes.Equal(g, wantJSON) {
+				t.Errorf("%s: after every helper was asked:\n%s\nwant\n%s", c.Case, g, wantJSON)
+			}
+		}
+	}
+	if asked < 100 {
+		t.Fatalf("only %d helpers asked: the cases did not load", asked)
+	}
+}
+
+// TestComputeSomeRunsOnlyWhatIsAsked: a helper nobody asks for is not
+// run: a title rule that fails counts an error only once a model asks for
+// the title, and only once per message.
+func TestComputeSomeRunsOnlyWhatIsAsked(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"_lib.lua", "_default.lua"} {
+		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
+local P = processor{name = "x"}
+function P.usernames(msg) return {msg.msg.user} end
+function P.title(msg) error("title rule broken") end
+`), 0o644)
+	l, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &engine.Message{Topic: "org.fedoraproject.prod.x.y", Raw: []byte(`{"topic":"org.fedoraproject.prod.x.y","msg":{"user":"ada"}}`)}
+	r, err := l.ComputeSome(m, Usernames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Usernames, []string{"ada"}) {
+		t.Fatalf("usernames %q, want [ada]", r.Usernames)
+	}
+	if n := l.Errors(); n != 0 {
+		t.Errorf("%d rule errors after asking for usernames only: the title rule ran", n)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := l.ComputeSome(m, Title|Usernames); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.Errors(); n != 1 {
+		t.Errorf("%d rule errors after asking for the title twice, want 1", n)
 	}
 }

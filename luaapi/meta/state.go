@@ -692,14 +692,17 @@ func (st *state) envelope(topic string, rec *fastjson.Value) *lua.LTable {
 	return env
 }
 
-// run calls every helper of proc on msg. A helper that fails in the rules
+// run calls the helpers of hs of proc on msg; users are the usernames
+// the rules gave before, the agent's default when hs lacks usernames. A helper that fails in the rules
 // gives its default, like the original's graceful decorator.
-func (st *state) run(l *Library, proc *Processor, msg *lua.LTable) *Result {
+func (st *state) run(l *Library, proc *Processor, msg *lua.LTable, hs Helpers, users []string) (*Result, []string) {
 	L := st.L
 	ptab, _ := st.procs.RawGetInt(proc.idx).(*lua.LTable)
-	r := &Result{Processor: proc.Name}
-	var users []string
+	r := &Result{Processor: proc.Name, Usernames: []string{}, Packages: []string{}, Objects: []string{}}
 	for i, h := range helperNames {
+		if hs&(1<<i) == 0 {
+			continue
+		}
 		var fv lua.LValue = lua.LNil
 		if ptab != nil {
 			fv = L.GetField(ptab, string(st.helpers[i]))
@@ -766,7 +769,7 @@ func (st *state) run(l *Library, proc *Processor, msg *lua.LTable) *Result {
 		}
 	}
 	L.SetTop(0)
-	return r
+	return r, users
 }
 
 func luaString(v lua.LValue) string {
