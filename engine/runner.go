@@ -23,6 +23,9 @@ type runner struct {
 	state *stateBuffer
 	rows  *rowBuffer
 	wq    *workQueue // nil unless the model is a QueueModel
+	// indexed is set once the store has built the table's declared
+	// indexes (see buildIndexes).
+	indexed bool
 
 	// committed is the cursor of the last successful commit; cursor is where
 	// processing has got to (committed plus the pending batch).
@@ -257,6 +260,7 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			continue
 		}
 		// At the head of the journal, or at the watermark.
+		r.buildIndexes(ctx)
 		if r.wq != nil && !follow {
 			// Replay ends with the queue worked off and committed, also
 			// when the watermark holds its newest messages back.
@@ -307,6 +311,23 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// buildIndexes has the store build the model table's declared indexes,
+// once the model has caught up (see IndexBuilder). A failure (a full
+// disk) is logged and tried again the next time the model is at the head.
+func (r *runner) buildIndexes(ctx context.Context) {
+	b, ok := r.e.store.(IndexBuilder)
+	if r.indexed || !ok {
+		return
+	}
+	if err := b.BuildIndexes(ctx, r.spec.Ident); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("could not build the table's declared indexes; tried again later", "err", err)
+		}
+		return
+	}
+	r.indexed = true
 }
 
 // warnOrphanWork logs work items left by an earlier version of a model

@@ -138,6 +138,19 @@ type ModelStore interface {
 	Promote(ctx context.Context, shadow, target string) error
 }
 
+// IndexBuilder is a ModelStore that builds the secondary indexes of a
+// model's table (the columns its script declares with index = true) only
+// once the model has caught up: while it computes its history every new
+// row would cost a write at a random place in each index, and an index
+// built once from the finished rows costs several times less. No read of
+// the API uses them, so a table without them yet only answers an
+// analyst's own queries more slowly. The engine calls BuildIndexes when a
+// model reaches the head of the journal (or the watermark); it must be
+// idempotent and cheap once done.
+type IndexBuilder interface {
+	BuildIndexes(ctx context.Context, ident string) error
+}
+
 // ModelTx is one batch commit: rows written through RowWriter, state
 // changes, errors and the cursor, all committed together or not at all.
 type ModelTx interface {

@@ -222,15 +222,16 @@ func SQLiteType(t Type) string {
 	}
 }
 
-// DDL returns the statements that create the table and its indexes in
-// SQLite, each idempotent. The table is stored in the order of its row key
-// (WITHOUT ROWID, the key as primary key), so an upsert finds and changes
-// its row in one B-tree, where a rowid table with a unique index on the key
-// kept the key twice and walked two. The "id" column numbers rows in the
-// order they were first inserted, as a rowid did (the store assigns it;
-// readers page by it), with an index of its own, which new rows extend at
-// its end. The timestamp gets an index unless the key starts with it, and
-// so does each column declared with index = true.
+// DDL returns the statements that create the table and the indexes its
+// readers need in SQLite, each idempotent. The table is stored in the order
+// of its row key (WITHOUT ROWID, the key as primary key), so an upsert
+// finds and changes its row in one B-tree, where a rowid table with a
+// unique index on the key kept the key twice and walked two. The "id"
+// column numbers rows in the order they were first inserted, as a rowid did
+// (the store assigns it; readers page by it), with an index of its own,
+// which new rows extend at its end. The timestamp gets an index unless the
+// key starts with it. The indexes of the columns declared with index = true
+// are not among them: see DeclaredIndexDDL.
 func (t *Table) DDL() []string {
 	var cols []string
 	cols = append(cols, `"id" INTEGER`)
@@ -251,19 +252,41 @@ func (t *Table) DDL() []string {
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) WITHOUT ROWID", q, strings.Join(cols, ",\n  ")),
 		fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", Quote(t.Name+"_id"), q, Quote("id")),
 	}
-	var indexed []string
 	if t.Key[0] != TimestampColumn {
-		indexed = append(indexed, TimestampColumn)
-	}
-	for _, c := range t.Columns {
-		if c.Index && c.Name != TimestampColumn {
-			indexed = append(indexed, c.Name)
-		}
-	}
-	for _, c := range indexed {
-		stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", Quote(t.Name+"_"+c), q, Quote(c)))
+		stmts = append(stmts, t.indexDDL(TimestampColumn))
 	}
 	return stmts
+}
+
+// DeclaredIndexes lists the columns a model declares with index = true (the
+// timestamp aside: DDL indexes it when needed).
+func (t *Table) DeclaredIndexes() []string {
+	var out []string
+	for _, c := range t.Columns {
+		if c.Index && c.Name != TimestampColumn {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// DeclaredIndexDDL returns the statements that create, in SQLite, the
+// indexes of the columns declared with index = true, each idempotent. They
+// serve an analyst's own queries (the API pages by the row key and the
+// timestamp only), and each costs every new row a write at a random place
+// in its B-tree: while a model computes its history, its store builds them
+// once the model has caught up (engine.IndexBuilder), from the finished
+// rows, which is several times cheaper.
+func (t *Table) DeclaredIndexDDL() []string {
+	var stmts []string
+	for _, c := range t.DeclaredIndexes() {
+		stmts = append(stmts, t.indexDDL(c))
+	}
+	return stmts
+}
+
+func (t *Table) indexDDL(col string) string {
+	return fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", Quote(t.Name+"_"+col), Quote(t.Name), Quote(col))
 }
 
 // SortedNonTimestamp returns the names of the columns other than the

@@ -63,9 +63,10 @@ func indexName(table, suffix string) string {
 // tableDDL returns the statements that create a model table in
 // PostgreSQL: keyed by its row key, with an "id" numbering rows in the
 // order they were first inserted (the store assigns it, readers page by
-// it), an index on the timestamp unless the key starts with it, one on
-// each column declared with index = true, and the statement triggers that
-// keep its row count in table_rows.
+// it), an index on the timestamp unless the key starts with it, and the
+// statement triggers that keep its row count in table_rows. The indexes of
+// the columns declared with index = true come later (declaredIndexDDL,
+// DB.BuildIndexes), as in SQLite (schema.Table.DeclaredIndexDDL).
 func tableDDL(t *schema.Table) ([]string, error) {
 	if len(t.Name) > maxIdent {
 		return nil, fmt.Errorf("table name %s is %d bytes, over PostgreSQL's %d: shorten the model's name", t.Name, len(t.Name), maxIdent)
@@ -89,17 +90,8 @@ func tableDDL(t *schema.Table) ([]string, error) {
 		fmt.Sprintf("CREATE TABLE %s (\n  %s\n)", q, strings.Join(cols, ",\n  ")),
 		fmt.Sprintf(`CREATE INDEX %s ON %s ("id")`, quote(indexName(t.Name, "id")), q),
 	}
-	var indexed []string
 	if t.Key[0] != schema.TimestampColumn {
-		indexed = append(indexed, schema.TimestampColumn)
-	}
-	for _, c := range t.Columns {
-		if c.Index && c.Name != schema.TimestampColumn {
-			indexed = append(indexed, c.Name)
-		}
-	}
-	for _, c := range indexed {
-		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", quote(indexName(t.Name, c)), q, quote(c)))
+		stmts = append(stmts, indexDDL(t, schema.TimestampColumn))
 	}
 	stmts = append(stmts,
 		fmt.Sprintf(`CREATE TRIGGER statscache_rows_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
@@ -109,4 +101,18 @@ func tableDDL(t *schema.Table) ([]string, error) {
 		fmt.Sprintf(`INSERT INTO table_rows (name, n) VALUES (%s, 0) ON CONFLICT (name) DO UPDATE SET n = 0`, lit),
 	)
 	return stmts, nil
+}
+
+// declaredIndexDDL returns the statements that create the indexes of the
+// columns a model declares with index = true, each idempotent.
+func declaredIndexDDL(t *schema.Table) []string {
+	var stmts []string
+	for _, c := range t.DeclaredIndexes() {
+		stmts = append(stmts, indexDDL(t, c))
+	}
+	return stmts
+}
+
+func indexDDL(t *schema.Table, col string) string {
+	return fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote(indexName(t.Name, col)), quote(t.Name), quote(col))
 }

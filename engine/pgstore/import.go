@@ -114,6 +114,7 @@ func (m *moveTx) Copy(ctx context.Context, t storemove.Table, rows storemove.Row
 		if err != nil {
 			return 0, err
 		}
+		indexes = declaredIndexDDL(&t.Model.Table)
 		for _, stmt := range ddl {
 			if strings.HasPrefix(stmt, "CREATE INDEX ") {
 				indexes = append(indexes, stmt)

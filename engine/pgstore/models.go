@@ -19,6 +19,8 @@ type modelTable struct {
 	ident string
 	t     schema.Table
 	cols  map[string]schema.Column
+	// indexed: the declared indexes exist (BuildIndexes); db.mu guards it.
+	indexed bool
 }
 
 func newModelTable(ident string, t schema.Table) *modelTable {
@@ -27,6 +29,49 @@ func newModelTable(ident string, t schema.Table) *modelTable {
 		mt.cols[c.Name] = c
 	}
 	return mt
+}
+
+var _ engine.IndexBuilder = (*DB)(nil)
+
+// BuildIndexes creates the indexes of the columns a model's script
+// declares with index = true, which Register leaves out so that a model
+// computing its history does not update them row by row (see
+// engine.IndexBuilder). An index another instance made already is left as
+// it is.
+func (db *DB) BuildIndexes(ctx context.Context, ident string) error {
+	mt := db.table(ident)
+	if mt == nil {
+		return fmt.Errorf("model %s: not registered", ident)
+	}
+	db.mu.Lock()
+	done := mt.indexed
+	db.mu.Unlock()
+	stmts := declaredIndexDDL(&mt.t)
+	if done || len(stmts) == 0 {
+		return nil
+	}
+	err := again0(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			// Two instances building the same index at once would fail
+			// one of them on the catalog's unique name.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockRegister); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+			for _, q := range stmts {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
+	}
+	db.mu.Lock()
+	mt.indexed = true
+	db.mu.Unlock()
+	return nil
 }
 
 func (db *DB) table(ident string) *modelTable {

@@ -23,6 +23,49 @@ type modelTable struct {
 	// store numbers new rows in "id". Tables created before keep their
 	// rowid, which numbers them.
 	clustered bool
+	// indexed: the declared indexes exist (BuildIndexes); db.mu guards it.
+	indexed bool
+}
+
+var _ engine.IndexBuilder = (*DB)(nil)
+
+// BuildIndexes creates the indexes of the columns a model's script declares
+// with index = true (schema.DeclaredIndexDDL), which Register leaves out so
+// that a model computing its history does not update them row by row. The
+// engine calls it once the model has caught up; a table that has them
+// already (made by an earlier version, or an earlier call) is left as it
+// is.
+func (db *DB) BuildIndexes(ctx context.Context, ident string) error {
+	db.mu.Lock()
+	mt := db.tables[ident]
+	db.mu.Unlock()
+	if mt == nil {
+		return fmt.Errorf("model %s: not registered", ident)
+	}
+	db.mu.Lock()
+	done := mt.indexed
+	db.mu.Unlock()
+	stmts := mt.t.DeclaredIndexDDL()
+	if done || len(stmts) == 0 {
+		return nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
+	}
+	defer tx.Rollback()
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
+	}
+	db.mu.Lock()
+	mt.indexed = true
+	db.mu.Unlock()
+	return nil
 }
 
 // Register creates the model's table if needed and records its spec. A

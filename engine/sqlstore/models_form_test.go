@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,5 +61,66 @@ func TestModelTableForms(t *testing.T) {
 				t.Errorf("GetRow: %v, %v", row, err)
 			}
 		})
+	}
+}
+
+// TestDeclaredIndexes: Register leaves out the indexes of the columns
+// declared with index = true, BuildIndexes makes them (once: a second call
+// or a second process finds them made), and registering the model again
+// keeps them. A model without such columns gets none.
+func TestDeclaredIndexes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "stats.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := testSpec("volume-1h")
+	sp.Table.Columns[1].Index = true // category
+	plain := testSpec("plain-1h")
+	indexes := func(db *DB, table string) string {
+		return dumpQuery(t, db, `SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = '`+table+`' AND sql IS NOT NULL ORDER BY name)`)
+	}
+	for _, s := range []*engine.ModelSpec{sp, plain} {
+		if _, err := db.Register(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := indexes(db, "model_volume_1h"); got != "model_volume_1h_id" {
+		t.Errorf("indexes after Register: %q, want only the row numbers'", got)
+	}
+	commitBatch(t, db, "volume-1h", []engine.RowOp{{Kind: engine.OpAdd, Row: engine.Row{"timestamp": 3600.0, "category": "a", "volume": int64(1)}}},
+		engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "a"}})
+	for i := 0; i < 2; i++ {
+		for _, id := range []string{"volume-1h", "plain-1h"} {
+			if err := db.BuildIndexes(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := "model_volume_1h_category,model_volume_1h_id"
+	if got := indexes(db, "model_volume_1h"); got != want {
+		t.Errorf("indexes after BuildIndexes: %q, want %q", got, want)
+	}
+	if got := indexes(db, "model_plain_1h"); got != "model_plain_1h_id" {
+		t.Errorf("a model without declared indexes got %q", got)
+	}
+	if err := db.BuildIndexes(ctx, "nope"); err == nil {
+		t.Error("BuildIndexes of an unknown model: no error")
+	}
+	db.Close()
+	db, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Register(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.BuildIndexes(ctx, "volume-1h"); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(db, "model_volume_1h"); got != want {
+		t.Errorf("indexes after a restart: %q, want %q", got, want)
 	}
 }
