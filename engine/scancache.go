@@ -18,7 +18,9 @@ type scanCache struct {
 	scan func(ctx context.Context, after Position, limit int) ([]*Message, error)
 	max  int
 	// maxBytes bounds the records the cache holds (64 batches of large
-	// records would be gigabytes). It is not lower because runners that
+	// records would be gigabytes), counted as they are read: in the form
+	// the journal stores them (see Message.SetPacked); a record a model
+	// unpacks later grows by about four. It is not lower because runners that
 	// drift apart (the fedmsg.meta models are slower than the counting
 	// ones) then miss the cache: each reads its own copy of a message, and
 	// what messages memoize (fedmsg.meta's results) is computed again for
@@ -83,9 +85,19 @@ func (c *scanCache) dropPassed() {
 	}
 }
 
-// defaultScanCacheBytes bounds the records a scanCache holds (counted as
-// their raw size; what they memoize comes on top).
-const defaultScanCacheBytes = 128 << 20
+// defaultScanCacheBytes bounds the messages a scanCache holds, counted
+// with their records in stored form (about 250 bytes for a 1 KB record)
+// and the rest of the message: about 100,000 messages of the corpus, as
+// many as 128 MiB held when records were counted unpacked. What they
+// memoize comes on top.
+const defaultScanCacheBytes = 64 << 20
+
+// heldBytes is what the cache counts for a message: its record as held
+// (stored form until a model reads it), its strings, and the struct with
+// what it memoizes.
+func heldBytes(m *Message) int {
+	return m.Size() + len(m.ID) + len(m.Key) + len(m.Topic) + 256
+}
 
 // next returns up to limit messages after the position, in order. reader
 // identifies the caller (see readers); nil is a reader that is not tracked.
@@ -134,7 +146,7 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 	} else {
 		n := 0
 		for _, m := range e.msgs {
-			n += len(m.Raw) + 128
+			n += heldBytes(m)
 		}
 		c.mu.Lock()
 		if end := e.msgs[len(e.msgs)-1].Pos(); c.high.Less(end) {

@@ -28,7 +28,7 @@ func TestScanCacheBoundedByBytes(t *testing.T) {
 		return out, nil
 	}
 	c := newScanCache(scan, 64)
-	c.maxBytes = 3 * 10 * (1000 + 128) // three batches of ten
+	c.maxBytes = 3 * 10 * heldBytes(journal[0]) // three batches of ten
 	var at []Position
 	after := Position{}
 	for i := 0; i < 10; i++ {

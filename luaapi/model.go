@@ -244,7 +244,11 @@ func (m *Model) lazyField(L *lua.LState) int {
 		t.RawSetString(key, v)
 		L.Push(v)
 	case "body", "msg":
-		m.guard.charge(L, 2*len(m.cur.Raw)) // the tables, about twice the JSON
+		raw, err := m.cur.Record()
+		if err != nil {
+			L.RaiseError("%v", err)
+		}
+		m.guard.charge(L, 2*len(raw)) // the tables, about twice the JSON
 		b, err := m.cur.Body(&m.p)
 		if err != nil {
 			L.RaiseError("%v", err)

@@ -110,6 +110,12 @@ func packAll(c *sqlkit.Codec, msgs []*engine.Message) [][]byte {
 // unpack returns a record as received from its stored form. A record
 // naming a dictionary this process has not read (another process, or a
 // database moved from SQLite, added it) reloads them.
+// unpacker decompresses a stored record for a message read from the
+// journal (engine.Message.SetPacked), when a model first reads it.
+func (db *DB) unpacker(stored []byte) ([]byte, error) {
+	return db.unpack(context.Background(), stored)
+}
+
 func (db *DB) unpack(ctx context.Context, stored []byte) ([]byte, error) {
 	out, err := db.codec.Load().Unpack(stored)
 	if err == nil || !errors.Is(err, sqlkit.ErrUnknownDict) {

@@ -134,7 +134,11 @@ func contents(t *testing.T, db reader, volatile bool) string {
 		t.Fatal(err)
 	}
 	for _, m := range msgs {
-		fmt.Fprintf(&b, "journal %d %s %s %s %s\n", m.TimeUS, m.Key, m.ID, m.Topic, m.Raw)
+		raw, err := m.Record()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "journal %d %s %s %s %s\n", m.TimeUS, m.Key, m.ID, m.Topic, raw)
 	}
 	st, err := db.JournalStats(ctx)
 	if err != nil {

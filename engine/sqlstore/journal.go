@@ -129,9 +129,7 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &stored); err != nil {
 			return nil, fmt.Errorf("scan journal: %w", err)
 		}
-		if m.Raw, err = db.unpackRaw(ctx, stored); err != nil {
-			return nil, fmt.Errorf("scan journal at %s: %w", m.ID, err)
-		}
+		m.SetPacked(stored, db.unpacker)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

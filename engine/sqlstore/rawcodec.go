@@ -125,6 +125,12 @@ func (db *DB) dictFor(ctx context.Context, tx *sql.Tx, rows []journalRow) (c *co
 	return c, err == nil, err
 }
 
+// unpacker decompresses a stored record for a message read from the
+// journal (engine.Message.SetPacked), when a model first reads it.
+func (db *DB) unpacker(stored []byte) ([]byte, error) {
+	return db.unpackRaw(context.Background(), stored)
+}
+
 // unpackRaw decompresses a stored record. A frame that names a dictionary
 // this process has not read (another process added it) reloads them.
 func (db *DB) unpackRaw(ctx context.Context, stored []byte) ([]byte, error) {

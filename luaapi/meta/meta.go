@@ -419,7 +419,11 @@ func (l *Library) ComputeSome(m *engine.Message, want Helpers) (*Result, error) 
 		missing |= Usernames // the agent's default is the single user
 	}
 	if p.err == nil && (p.r == nil || missing != 0) {
-		l.fill(p, m.Topic, m.Raw, missing)
+		if raw, err := m.Record(); err != nil {
+			p.err = err
+		} else {
+			l.fill(p, m.Topic, raw, missing)
+		}
 	}
 	return p.r, p.err
 }

@@ -1,0 +1,121 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/valyala/fastjson"
+
+	"statscache/engine"
+)
+
+// TestRecordUnpacksOnce: a message read from the journal in stored form is
+// unpacked the first time its record is read, once, however many models
+// read it at the same time.
+func TestRecordUnpacksOnce(t *testing.T) {
+	raw := []byte(`{"msg_id": "2024-a", "topic": "t", "timestamp": 1, "msg": {"x": 1}}`)
+	var calls atomic.Int32
+	m := &engine.Message{ID: "2024-a", Key: "a"}
+	m.SetPacked([]byte("pk"), func(b []byte) ([]byte, error) {
+		calls.Add(1)
+		if string(b) != "pk" {
+			return nil, fmt.Errorf("unpacked %q", b)
+		}
+		return raw, nil
+	})
+	if m.Size() != 2 {
+		t.Errorf("size before unpacking %d, want the stored 2", m.Size())
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var p fastjson.Parser
+			b, err := m.Body(&p)
+			if err != nil || b.GetInt("x") != 1 {
+				t.Errorf("body: %v, %v", b, err)
+			}
+			if got, err := m.Record(); err != nil || string(got) != string(raw) {
+				t.Errorf("record %q, %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("unpacked %d times, want once", n)
+	}
+	if m.Size() != len(raw) {
+		t.Errorf("size after unpacking %d, want %d", m.Size(), len(raw))
+	}
+}
+
+// TestRecordDamaged: a stored record that does not unpack fails every read
+// of the record with an error naming the message; its time, topic and key
+// stay readable.
+func TestRecordDamaged(t *testing.T) {
+	m := &engine.Message{ID: "2024-bad", Key: "bad", Topic: "t", TimeUS: 5}
+	m.SetPacked([]byte{0xff}, func([]byte) ([]byte, error) { return nil, errors.New("corrupt frame") })
+	for i := 0; i < 2; i++ {
+		if _, err := m.Record(); err == nil || !strings.Contains(err.Error(), "2024-bad") || !strings.Contains(err.Error(), "corrupt frame") {
+			t.Errorf("read %d: %v, want an error naming the message and the cause", i, err)
+		}
+	}
+	var p fastjson.Parser
+	if _, err := m.Body(&p); err == nil {
+		t.Error("Body of a damaged record: no error")
+	}
+	if m.Topic != "t" || m.Pos() != (engine.Position{TimeUS: 5, Key: "bad"}) {
+		t.Errorf("topic %q position %v", m.Topic, m.Pos())
+	}
+}
+
+// bodyReader is a fake model that reads every message's body first.
+type bodyReader struct {
+	*fakeModel
+	p fastjson.Parser
+}
+
+func (b *bodyReader) Process(ctx context.Context, m *engine.Message) error {
+	if _, err := m.Body(&b.p); err != nil {
+		return err
+	}
+	return b.fakeModel.Process(ctx, m)
+}
+
+// TestDamagedJournalRecord: a record damaged in the journal file costs
+// only the models that read its body: they record an error for that
+// message and go on; a model that counts by topic counts it.
+func TestDamagedJournalRecord(t *testing.T) {
+	db := openTestDB(t, "")
+	counting := newFake("counting")
+	reading := &bodyReader{fakeModel: newFake("reading")}
+	e := newEngine(t, db, engine.Config{BatchSize: 7}, counting, reading)
+	var msgs []*engine.Message
+	for i := 1; i <= 20; i++ {
+		msgs = append(msgs, message(t, fmt.Sprintf("2024-k%02d", i), "org.fedoraproject.prod.a", float64(i)))
+	}
+	ingest(t, e, msgs...)
+	if _, err := db.sql.Exec(`UPDATE journal SET raw = x'ff00ff00' WHERE key = 'k05'`); err != nil {
+		t.Fatal(err)
+	}
+	run(t, e)
+	if got := db.counts(t, "counting")["org.fedoraproject.prod.a"]; got != 20 {
+		t.Errorf("the counting model counted %d, want 20", got)
+	}
+	if got := db.counts(t, "reading")["org.fedoraproject.prod.a"]; got != 19 {
+		t.Errorf("the body-reading model counted %d, want the 19 undamaged", got)
+	}
+	errs := db.modelErrors(t, "reading")
+	if len(errs) != 1 || errs[0].MsgID != "2024-k05" {
+		t.Fatalf("errors of the body-reading model: %+v, want one for 2024-k05", errs)
+	}
+	if last := msgs[len(msgs)-1].Pos(); db.model(t, "reading").Cursor != last || db.model(t, "counting").Cursor != last {
+		t.Errorf("cursors %v and %v, want both at %v", db.model(t, "reading").Cursor, db.model(t, "counting").Cursor, last)
+	}
+}
