@@ -68,6 +68,10 @@ type DB struct {
 
 	stalls sqlkit.Stalls // see NoteStall
 
+	// recentKeys is about how many hashes journal_keys_recent holds: when
+	// to merge it (mergeRecentKeys). Counted at Open, then kept by appends.
+	recentKeys atomic.Int64
+
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
 }
@@ -110,6 +114,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	var recent int64
+	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM journal_keys_recent`).Scan(&recent); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.recentKeys.Store(recent)
 	dicts, err := loadDicts(ctx, w)
 	if err == nil {
 		var c *codec

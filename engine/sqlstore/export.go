@@ -24,6 +24,7 @@ import (
 var exportedMigrations = []string{
 	"0001_journal.sql", "0002_model_start.sql", "0003_work_queue.sql", "0004_fill_progress.sql",
 	"0005_kept_figures.sql", "0007_settings.sql", "0010_journal_clustered.sql",
+	"0011_journal_keys_recent.sql", // part of SQLite's dedupe, not copied (see storemove.DaemonTables)
 }
 
 // Snapshot is a consistent, read-only view of a statscache SQLite database,

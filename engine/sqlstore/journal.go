@@ -96,6 +96,10 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 	if err := addJournalStats(ctx, tx, delta); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
+	merged, err := mergeRecentKeys(ctx, tx, db.recentKeys.Load())
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
 	if span != nil {
 		if err := addSpan(ctx, tx, *span); err != nil {
 			return res, err
@@ -106,6 +110,11 @@ func (db *DB) appendSpan(ctx context.Context, msgs []*engine.Message, span *engi
 	}
 	if newDict {
 		db.codec.Store(c)
+	}
+	if merged {
+		db.recentKeys.Store(0)
+	} else {
+		db.recentKeys.Add(int64(res.Added))
 	}
 	return res, nil
 }

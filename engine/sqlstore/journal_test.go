@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,7 +39,20 @@ func scanAll(t *testing.T, db *DB) string {
 // Keys whose hashes collide are told apart: each is journaled once,
 // whether it collides with a key of an earlier append, of the same append,
 // or with one that itself collided.
+// It holds whether the hashes are merged into journal_keys after every
+// append or stay in journal_keys_recent.
 func TestJournalHashCollisions(t *testing.T) {
+	for _, merge := range []int64{1, 1 << 40} {
+		t.Run(fmt.Sprintf("merge=%d", merge), func(t *testing.T) {
+			oldMerge := recentKeysMerge
+			recentKeysMerge = merge
+			t.Cleanup(func() { recentKeysMerge = oldMerge })
+			testJournalHashCollisions(t)
+		})
+	}
+}
+
+func testJournalHashCollisions(t *testing.T) {
 	ctx := context.Background()
 	old := keyHash
 	keyHash = func(key string) int64 { return int64(len(key)) } // "a", "b", "c" collide
@@ -158,4 +172,73 @@ func record(t testing.TB, m *engine.Message) []byte {
 		t.Fatalf("record of %s: %v", m.ID, err)
 	}
 	return raw
+}
+
+// TestJournalKeysMerge: the hashes of new keys go to journal_keys_recent
+// and are merged into journal_keys once there are enough; duplicates are
+// found in either table, before and after a merge and after the database
+// is opened again, and every hash is in exactly one of the two.
+func TestJournalKeysMerge(t *testing.T) {
+	ctx := context.Background()
+	oldMerge := recentKeysMerge
+	recentKeysMerge = 40
+	t.Cleanup(func() { recentKeysMerge = oldMerge })
+	path := filepath.Join(t.TempDir(), "stats.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	seen := map[string]bool{}
+	sent := []*engine.Message{}
+	merges := 0
+	for round := 0; round < 30; round++ {
+		if round == 15 {
+			db.Close()
+			if db, err = Open(ctx, path, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var batch []*engine.Message
+		wantAdded := 0
+		for i := 0; i < 12; i++ {
+			if len(sent) > 0 && rng.IntN(3) == 0 {
+				old := sent[rng.IntN(len(sent))]
+				batch = append(batch, jmsg(old.TimeUS, old.Key, "{again}"))
+				continue
+			}
+			m := jmsg(int64(len(sent)+1), fmt.Sprintf("k%05d", len(sent)), "{}")
+			sent = append(sent, m)
+			batch = append(batch, m)
+		}
+		for _, m := range batch {
+			if !seen[m.Key] {
+				seen[m.Key] = true
+				wantAdded++
+			}
+		}
+		before := dumpQuery(t, db, `SELECT count(*) FROM journal_keys`)
+		res, err := db.Append(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Added != wantAdded || res.Duplicates != len(batch)-wantAdded {
+			t.Fatalf("round %d: added %d, duplicates %d; want %d and %d", round, res.Added, res.Duplicates, wantAdded, len(batch)-wantAdded)
+		}
+		if dumpQuery(t, db, `SELECT count(*) FROM journal_keys`) != before {
+			merges++
+		}
+		both := dumpQuery(t, db, `SELECT count(*) FROM journal_keys JOIN journal_keys_recent USING (h)`)
+		total := dumpQuery(t, db, `SELECT (SELECT count(*) FROM journal_keys) + (SELECT count(*) FROM journal_keys_recent)`)
+		if both != "0" || total != fmt.Sprint(len(seen)) {
+			t.Fatalf("round %d: %s hashes in both tables, %s in all; want 0 and %d", round, both, total, len(seen))
+		}
+	}
+	defer db.Close()
+	if merges < 3 {
+		t.Errorf("%d merges: the test did not reach the merge", merges)
+	}
+	if got := dumpQuery(t, db, `SELECT count(*) FROM journal`); got != fmt.Sprint(len(seen)) {
+		t.Errorf("journal holds %s messages, want %d", got, len(seen))
+	}
 }

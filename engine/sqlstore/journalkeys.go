@@ -9,12 +9,19 @@ import (
 	"statscache/engine"
 )
 
-// The journal's dedupe (see migration 0010): journal_keys maps the hash of
-// every journaled key to the time of the first key with that hash, and
+// The journal's dedupe (see migrations 0010 and 0011): journal_keys and
+// journal_keys_recent map the hash of every journaled key to the time of
+// the first key with that hash (a hash is in one of the two), and
 // journal_collisions holds the keys whose hash an earlier, different key
 // already had. A key is journaled when its hash is new; when the hash is
 // taken, when its row (time, key) is not at the recorded time and it is not
-// among the collisions yet.
+// among the collisions yet. New hashes go to journal_keys_recent, which is
+// merged into journal_keys in hash order once it holds recentKeysMerge.
+
+// recentKeysMerge is how many hashes journal_keys_recent holds before they
+// are merged into journal_keys: about 4 MiB of table, so that an append
+// writes few of its pages, and a merge every 25 appends of 10,000.
+var recentKeysMerge int64 = 250_000 // a variable for the tests
 
 // rowsPerInsert bounds the rows of one multi-row INSERT (6 bound values a
 // journal row, well under SQLite's limit of 32,766).
@@ -47,19 +54,49 @@ func newKeys(ctx context.Context, tx *sql.Tx, msgs []*engine.Message) ([]*engine
 		first[h] = m.Key
 		cands = append(cands, cand{m, h})
 	}
-	// Claim the new hashes, many at a time: RETURNING lists the rows
-	// inserted, not the ones DO NOTHING skipped.
-	claimed := make(map[int64]bool, len(cands))
+	// The hashes journal_keys holds already are taken; the others are
+	// claimed in journal_keys_recent, many at a time: RETURNING lists the
+	// rows inserted, not the ones DO NOTHING skipped.
+	old := make(map[int64]bool)
 	for i := 0; i < len(cands); i += rowsPerInsert {
+		part := cands[i:min(i+rowsPerInsert, len(cands))]
+		args := make([]any, len(part))
+		for j, c := range part {
+			args[j] = c.h
+		}
+		rows, err := tx.Query(`SELECT h FROM journal_keys WHERE h IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("journal keys: %w", err)
+		}
+		for rows.Next() {
+			var h int64
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, 0, fmt.Errorf("journal keys: %w", err)
+			}
+			old[h] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, 0, fmt.Errorf("journal keys: %w", err)
+		}
+	}
+	var claim []cand
+	for _, c := range cands {
+		if !old[c.h] {
+			claim = append(claim, c)
+		}
+	}
+	claimed := make(map[int64]bool, len(cands))
+	for i := 0; i < len(claim); i += rowsPerInsert {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
-		part := cands[i:min(i+rowsPerInsert, len(cands))]
+		part := claim[i:min(i+rowsPerInsert, len(claim))]
 		args := make([]any, 0, 2*len(part))
 		for _, c := range part {
 			args = append(args, c.h, c.m.TimeUS)
 		}
-		q := `INSERT INTO journal_keys (h, time_us) VALUES ` + tuples("(?, ?)", len(part)) + ` ON CONFLICT DO NOTHING RETURNING h`
+		q := `INSERT INTO journal_keys_recent (h, time_us) VALUES ` + tuples("(?, ?)", len(part)) + ` ON CONFLICT DO NOTHING RETURNING h`
 		rows, err := tx.Query(q, args...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("journal keys: %w", err)
@@ -115,11 +152,30 @@ func newKeys(ctx context.Context, tx *sql.Tx, msgs []*engine.Message) ([]*engine
 	return fresh, dups, nil
 }
 
+// mergeRecentKeys moves the hashes of journal_keys_recent into
+// journal_keys, in hash order; it runs in an append's transaction, so a
+// hash is always in exactly one of the two tables. held is about how many
+// the table holds (DB.recentKeys); below recentKeysMerge it does nothing.
+func mergeRecentKeys(ctx context.Context, tx *sql.Tx, held int64) (bool, error) {
+	if held < recentKeysMerge {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO journal_keys (h, time_us) SELECT h, time_us FROM journal_keys_recent ORDER BY h`); err != nil {
+		return false, fmt.Errorf("merge journal keys: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM journal_keys_recent`); err != nil {
+		return false, fmt.Errorf("merge journal keys: %w", err)
+	}
+	return true, nil
+}
+
 // newCollidingKey reports whether m's key, whose hash is already in
 // journal_keys, is new to the journal, and records it as a collision if so.
 func newCollidingKey(ctx context.Context, tx *sql.Tx, m *engine.Message) (bool, error) {
 	var found int
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM journal_keys k JOIN journal j ON j.time_us = k.time_us AND j.key = ?1 WHERE k.h = ?2)`,
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM
+		(SELECT time_us FROM journal_keys WHERE h = ?2 UNION ALL SELECT time_us FROM journal_keys_recent WHERE h = ?2) k
+		JOIN journal j ON j.time_us = k.time_us AND j.key = ?1)`,
 		m.Key, keyHash(m.Key)).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("journal key %s: %w", m.ID, err)

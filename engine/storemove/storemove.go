@@ -43,7 +43,7 @@ const Journal = "journal"
 // DaemonTables are the daemon's own tables that a move copies, with the
 // columns both stores have (the SQLite store's after its migrations, the
 // PostgreSQL store's 0001). What one store has and the other has not is
-// not copied: SQLite's journal_keys and journal_collisions (its dedupe
+// not copied: SQLite's journal_keys, journal_keys_recent and journal_collisions (its dedupe
 // through a hash of the key; PostgreSQL has a unique index on the key
 // itself), migrations (each store records its own dialect's), and
 // PostgreSQL's models.commits (a count of commits in that database,
