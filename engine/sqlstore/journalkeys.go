@@ -64,20 +64,9 @@ func newKeys(ctx context.Context, tx *sql.Tx, msgs []*engine.Message) ([]*engine
 		for j, c := range part {
 			args[j] = c.h
 		}
-		rows, err := tx.Query(`SELECT h FROM journal_keys WHERE h IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`, args...)
-		if err != nil {
-			return nil, 0, fmt.Errorf("journal keys: %w", err)
-		}
-		for rows.Next() {
-			var h int64
-			if err := rows.Scan(&h); err != nil {
-				rows.Close()
-				return nil, 0, fmt.Errorf("journal keys: %w", err)
-			}
-			old[h] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, 0, fmt.Errorf("journal keys: %w", err)
+		q := `SELECT h FROM journal_keys WHERE h IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ") + `)`
+		if err := queryHashes(tx, q, args, old); err != nil {
+			return nil, 0, err
 		}
 	}
 	var claim []cand
@@ -97,20 +86,8 @@ func newKeys(ctx context.Context, tx *sql.Tx, msgs []*engine.Message) ([]*engine
 			args = append(args, c.h, c.m.TimeUS)
 		}
 		q := `INSERT INTO journal_keys_recent (h, time_us) VALUES ` + tuples("(?, ?)", len(part)) + ` ON CONFLICT DO NOTHING RETURNING h`
-		rows, err := tx.Query(q, args...)
-		if err != nil {
-			return nil, 0, fmt.Errorf("journal keys: %w", err)
-		}
-		for rows.Next() {
-			var h int64
-			if err := rows.Scan(&h); err != nil {
-				rows.Close()
-				return nil, 0, fmt.Errorf("journal keys: %w", err)
-			}
-			claimed[h] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, 0, fmt.Errorf("journal keys: %w", err)
+		if err := queryHashes(tx, q, args, claimed); err != nil {
+			return nil, 0, err
 		}
 	}
 	fresh := make([]*engine.Message, 0, len(cands))
@@ -150,6 +127,26 @@ func newKeys(ctx context.Context, tx *sql.Tx, msgs []*engine.Message) ([]*engine
 		fresh = append(fresh, m)
 	}
 	return fresh, dups, nil
+}
+
+// queryHashes runs a statement that returns hashes and adds them to into.
+func queryHashes(tx *sql.Tx, q string, args []any, into map[int64]bool) error {
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return fmt.Errorf("journal keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h int64
+		if err := rows.Scan(&h); err != nil {
+			return fmt.Errorf("journal keys: %w", err)
+		}
+		into[h] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("journal keys: %w", err)
+	}
+	return rows.Close()
 }
 
 // mergeRecentKeys moves the hashes of journal_keys_recent into
