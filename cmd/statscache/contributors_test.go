@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -451,20 +452,26 @@ func TestRecountContributors(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		wait := time.Duration(rng.Int63n(int64(full)/3)) + 5*time.Millisecond
+		kill := time.After(time.Duration(rng.Int63n(int64(full)/3)) + 5*time.Millisecond)
+		stopPeek := make(chan struct{})
 		if i == 0 {
-			wait = full/2 + time.Duration(rng.Int63n(int64(full)/3))
+			// The first kill lands while the models process: as soon as
+			// every model has committed part of the corpus (a random
+			// instant missed that part once the models got faster).
+			kill = modelsUnderway(crash, len(recs), stopPeek)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		finished := false
 		select {
 		case err := <-done:
+			close(stopPeek)
 			if err != nil {
 				t.Fatalf("run %d ended on its own with %v\n%s", i, err, out.String())
 			}
 			finished = true
-		case <-time.After(wait):
+		case <-kill:
+			close(stopPeek)
 			cmd.Process.Kill() // SIGKILL
 			<-done
 			kills++
@@ -486,4 +493,32 @@ func TestRecountContributors(t *testing.T) {
 		t.Fatalf("no kill landed while the models were part way through the corpus")
 	}
 	compareContrib(t, "after SIGKILLs", want, contribTables(t, crash))
+}
+
+// modelsUnderway returns a channel that is ready once every model of the
+// database at path has committed part of the n messages, and not all of
+// them; it looks every few milliseconds until stop is closed.
+func modelsUnderway(path string, n int, stop <-chan struct{}) <-chan time.Time {
+	ready := make(chan time.Time, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=1000")
+			if err != nil {
+				continue
+			}
+			var low sql.NullFloat64
+			err = db.QueryRow(`SELECT min(processed) FROM models`).Scan(&low)
+			db.Close()
+			if err == nil && low.Valid && low.Float64 > 0 && low.Float64 < float64(n) {
+				ready <- time.Now()
+				return
+			}
+		}
+	}()
+	return ready
 }
