@@ -219,6 +219,11 @@ func (f *Follower) Replan() {
 func (f *Follower) Run(ctx context.Context) error {
 	spans, err := f.spans.CompleteSpans(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting (a SIGTERM right after the start):
+			// nothing was journaled, so there is nothing to lose.
+			return nil
+		}
 		return fmt.Errorf("follow: %w", err)
 	}
 	t0 := f.cfg.Clock.Now()

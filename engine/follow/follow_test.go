@@ -1,13 +1,17 @@
 package follow_test
 
 import (
+	"context"
+	"database/sql"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"statscache/engine"
 	"statscache/engine/follow"
+	"statscache/engine/sqlstore"
 )
 
 // scenario is the standard world: two hours of history only in the
@@ -287,3 +291,36 @@ func sortMsgs(ms []*engine.Message) []*engine.Message {
 }
 
 var _ follow.Bus = (*scriptedBus)(nil)
+
+// TestStopWhileStarting: a follower stopped before it has read its record
+// of complete spans (a SIGTERM right after the daemon starts) returns
+// without an error: nothing was journaled. A record that cannot be read
+// while the follower runs is still an error.
+func TestStopWhileStarting(t *testing.T) {
+	w, _ := scenario(t, 5)
+	db, err := sqlstore.Open(context.Background(), w.path, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eng := engine.New(db, engine.Config{HoldModels: true, Logger: quiet()})
+	cfg := w.cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := follow.New(cfg, eng, db, w.arch, nil).Run(ctx); err != nil {
+		t.Errorf("stopped while starting: %v, want no error", err)
+	}
+	raw, err := sql.Open("sqlite3", w.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`DROP TABLE fill_spans`); err != nil {
+		t.Fatal(err)
+	}
+	live, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := follow.New(cfg, eng, db, w.arch, nil).Run(live); err == nil || !strings.Contains(err.Error(), "spans") {
+		t.Errorf("record of spans gone: %v, want an error about it", err)
+	}
+}
