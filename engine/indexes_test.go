@@ -2,11 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"statscache/engine"
+	"statscache/engine/sqlstore"
 	"statscache/schema"
 )
 
@@ -54,5 +57,46 @@ func TestDeclaredIndexBuiltOnceCaughtUp(t *testing.T) {
 	}
 	if all == 0 || viaIndex != all {
 		t.Errorf("the index holds %d rows, the table %d", viaIndex, all)
+	}
+}
+
+// failingIndexes is a store whose declared indexes cannot be built (a full
+// disk), counting the attempts.
+type failingIndexes struct {
+	*sqlstore.DB
+	calls atomic.Int32
+}
+
+func (f *failingIndexes) BuildIndexes(context.Context, string) error {
+	f.calls.Add(1)
+	return errors.New("database or disk is full")
+}
+
+// TestDeclaredIndexFailureWaits: a model at the head whose indexes cannot
+// be built tries again a minute later, not each time it comes back to the
+// head (about every batch while messages arrive).
+func TestDeclaredIndexFailureWaits(t *testing.T) {
+	db := openTestDB(t, "")
+	store := &failingIndexes{DB: db.store}
+	m := newFake("indexed")
+	m.spec.Table.Columns[1].Index = true
+	e := engine.New(store, quietConfig(engine.Config{BatchSize: 5}))
+	if err := e.Add(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	stop := runFollow(t, e)
+	defer stop()
+	var last engine.Position
+	for i := 1; i <= 20; i++ {
+		msg := message(t, fmt.Sprintf("m%03d", i), "org.fedoraproject.prod.t", float64(i))
+		ingest(t, e, msg)
+		last = msg.Pos()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !within(10*time.Second, func() bool { return db.model(t, "indexed").Cursor == last }) {
+		t.Fatalf("the model did not process the messages: cursor %v", db.model(t, "indexed").Cursor)
+	}
+	if n := store.calls.Load(); n != 1 {
+		t.Errorf("%d attempts to build the indexes over 20 arrivals at the head, want 1 (then a minute's wait)", n)
 	}
 }

@@ -24,8 +24,10 @@ type runner struct {
 	rows  *rowBuffer
 	wq    *workQueue // nil unless the model is a QueueModel
 	// indexed is set once the store has built the table's declared
-	// indexes (see buildIndexes).
-	indexed bool
+	// indexes; indexRetry is when to try again after a failure (see
+	// buildIndexes).
+	indexed    bool
+	indexRetry time.Time
 
 	// committed is the cursor of the last successful commit; cursor is where
 	// processing has got to (committed plus the pending batch).
@@ -315,20 +317,27 @@ func (r *runner) run(ctx context.Context, follow bool) {
 
 // buildIndexes has the store build the model table's declared indexes,
 // once the model has caught up (see IndexBuilder). A failure (a full
-// disk) is logged and tried again the next time the model is at the head.
+// disk) is logged and tried again a minute later: a model at the head
+// comes back here every few hundred milliseconds, and building an index
+// over a large table only to fail again would keep a core busy.
 func (r *runner) buildIndexes(ctx context.Context) {
 	b, ok := r.e.store.(IndexBuilder)
-	if r.indexed || !ok {
+	if r.indexed || !ok || time.Now().Before(r.indexRetry) {
 		return
 	}
 	if err := b.BuildIndexes(ctx, r.spec.Ident); err != nil {
 		if ctx.Err() == nil {
-			r.log.Warn("could not build the table's declared indexes; tried again later", "err", err)
+			r.log.Warn("could not build the table's declared indexes; trying again in a minute", "err", err)
 		}
+		r.indexRetry = time.Now().Add(indexRetryWait)
 		return
 	}
 	r.indexed = true
 }
+
+// indexRetryWait is how long a model waits to build its declared indexes
+// again after a failure.
+const indexRetryWait = time.Minute
 
 // warnOrphanWork logs work items left by an earlier version of a model
 // that had a queue: they are kept, and delivered once it has one again.
