@@ -383,6 +383,14 @@ func (r *runner) waitQueue(ctx context.Context, limit int64) bool {
 		if r.wq.outstanding() <= limit {
 			return !r.isFailed()
 		}
+		if len(r.wq.pushed) > 0 {
+			// A delivery pushed more items: the workers see only
+			// committed ones, so waiting for them without a commit
+			// would wait out the batch interval (an hour in the tests,
+			// which hung once).
+			r.commit(ctx)
+			continue
+		}
 		if r.hasPending() && time.Since(r.lastCommit) >= r.e.cfg.BatchInterval {
 			r.commit(ctx)
 			continue
