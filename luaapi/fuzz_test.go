@@ -105,17 +105,7 @@ func FuzzScriptLimits(f *testing.F) {
 		body := raw + "\n" + snippet(gen)
 		decl := `model {name = "fuzz", summary = "s", description = "d", columns = {{name = "n", type = "integer"}}}` + "\n" +
 			"local c = counter()\nbig = string.rep(\"z\", 1000)\n"
-		// The .. operator is one VM instruction that no built-in sees: a
-		// string doubled past a gigabyte takes a second to copy, and only
-		// the heap watchdog, the last resort, can stop the call, between
-		// two instructions. Such calls get more slack (see README, Limits):
-		// the doubling seed overran by 4.6 and 9.5 s in two CI runs of 1
-		// December 2026, a known weakness (a size check on the VM's
-		// concatenation would fix it), not a hang.
 		slack := time.Second
-		if strings.Contains(body, "..") {
-			slack = 15 * time.Second
-		}
 		// At the top level, as check and a reload run it.
 		start := time.Now()
 		luaapi.LoadSource("top.lua", []byte(decl+body+"\nfunction process(msg) end\nfunction update(db) end\n"), opts)

@@ -29,15 +29,15 @@ func openFile(t *testing.T, path string, opts luaapi.Options) *luaapi.Model {
 	return m
 }
 
-// TestMemoryLimit runs a script that doubles a string with the ..
-// operator inside one call, which no built-in sees: the heap watchdog, the
-// last resort, must stop it for heap growth. The time limit is set far
-// away so that only the heap can stop it.
+// TestMemoryLimit runs a script that fills a table inside one call, which
+// no built-in sees: the heap watchdog, the last resort, must stop it for
+// heap growth. The time limit is set far away so that only the heap can
+// stop it.
 func TestMemoryLimit(t *testing.T) {
-	m := openFile(t, "testdata/concat-growth.lua", luaapi.Options{Limits: luaapi.Limits{CallTimeout: time.Minute}})
+	m := openFile(t, "testdata/table-growth.lua", luaapi.Options{Limits: luaapi.Limits{CallTimeout: time.Minute, MemoryLimit: 64 << 20}})
 	start := time.Now()
 	err := m.Process(context.Background(), testMsg)
-	want := "hostile-concat: model exceeded a limit: the heap grew by more than the limit of 512 MiB during one call"
+	want := "hostile-table: model exceeded a limit: the heap grew by more than the limit of 64 MiB during one call"
 	if !errors.Is(err, engine.ErrModelLimit) || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
@@ -56,6 +56,10 @@ func TestBuiltinLimits(t *testing.T) {
 		{"sort-forever.lua", "hostile-sort: model exceeded a limit: a call ran longer than the limit of 500ms", luaapi.Limits{CallTimeout: 500 * time.Millisecond}, 1500 * time.Millisecond},
 		{"concat-parts.lua", "hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
 		{"shared-table.lua", `state.set("t"): the value is over 16777216 bytes of JSON, the limit`, luaapi.Limits{CallTimeout: time.Minute}, 30 * time.Second},
+		// A string doubled with .. is refused at 16 MiB, before it is
+		// built, like string.rep's result: a Lua error, not a limit.
+		{"concat-growth.lua", "concatenation (..): the result would be 33554432 bytes, over the limit of 16777216", luaapi.Limits{CallTimeout: time.Minute}, time.Second},
+		{"concat-loop.lua", "hostile-concat-loop: model exceeded a limit: built-in functions allocated more than the limit of 64 MiB during one call", luaapi.Limits{CallTimeout: time.Minute, MemoryLimit: 64 << 20}, 5 * time.Second},
 		{"gsub-repeat.lua", "string.gsub: the result would be over 16777216 bytes, the limit", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

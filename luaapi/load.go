@@ -22,6 +22,7 @@ import (
 
 	"statscache/engine"
 	"statscache/luaapi/meta"
+	"statscache/luaapi/sandbox"
 	"statscache/schema"
 )
 
@@ -226,7 +227,7 @@ func compile(path string, src []byte) (*Script, error) {
 		}
 		return nil, &ScriptError{File: path, Line: line, Msg: "syntax error: " + msg}
 	}
-	proto, err := lua.Compile(chunk, path)
+	proto, err := sandbox.Compile(chunk, path)
 	if err != nil {
 		return nil, &ScriptError{File: path, Msg: "compile: " + err.Error()}
 	}
@@ -297,9 +298,13 @@ func (s *Script) declare(opts Options) error {
 	libs := map[string][]byte{}
 	installHost(L, &Model{script: s, opts: opts, log: slog.New(slog.DiscardHandler), guard: g,
 		recordLib: func(file string, src []byte) { libs[file] = src }})
-	L.Push(L.NewFunctionFromProto(s.proto))
+	top, err := sandbox.Chunk(L, s.proto)
+	if err != nil {
+		return &ScriptError{File: s.Path, Msg: err.Error()}
+	}
+	L.Push(top)
 	g.enter(lim.CallTimeout)
-	err := L.PCall(0, 0, nil)
+	err = L.PCall(0, 0, nil)
 	g.leave()
 	if err != nil {
 		if r := g.reason.Load(); r != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fastjson"
 	lua "github.com/yuin/gopher-lua"
+	"statscache/luaapi/sandbox"
 
 	"statscache/engine"
 )
@@ -116,10 +117,13 @@ func (m *Model) boot() (*lua.LState, error) {
 	L.SetContext(ctx)
 	L.SetGlobal("model", L.NewFunction(func(*lua.LState) int { return 0 }))
 	installHost(L, m)
-	L.Push(L.NewFunctionFromProto(m.script.proto))
-	g.enter(lim.CallTimeout)
-	err := L.PCall(0, 0, nil)
-	g.leave()
+	top, err := sandbox.Chunk(L, m.script.proto)
+	if err == nil {
+		L.Push(top)
+		g.enter(lim.CallTimeout)
+		err = L.PCall(0, 0, nil)
+		g.leave()
+	}
 	if err != nil {
 		L.Close()
 		m.closeGuard()

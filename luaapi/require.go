@@ -10,6 +10,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
+
+	"statscache/luaapi/sandbox"
 )
 
 var moduleNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
@@ -52,12 +54,16 @@ func installRequire(L *lua.LState, lib fs.FS, label string, record func(file str
 		if err != nil {
 			L.RaiseError("require(%q): syntax error: %v", name, err)
 		}
-		proto, err := lua.Compile(chunk, label+"/"+file)
+		proto, err := sandbox.Compile(chunk, label+"/"+file)
+		if err != nil {
+			L.RaiseError("require(%q): %v", name, err)
+		}
+		top, err := sandbox.Chunk(L, proto)
 		if err != nil {
 			L.RaiseError("require(%q): %v", name, err)
 		}
 		loading[name] = true
-		L.Push(L.NewFunctionFromProto(proto))
+		L.Push(top)
 		L.Call(0, 1)
 		delete(loading, name)
 		v := L.Get(-1)

@@ -282,7 +282,7 @@ func compile(src, name string) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meta: %s", strings.TrimSpace(err.Error()))
 	}
-	proto, err := lua.Compile(chunk, name)
+	proto, err := sandbox.Compile(chunk, name)
 	if err != nil {
 		return nil, fmt.Errorf("meta: %s: %v", name, err)
 	}

@@ -118,7 +118,11 @@ func (l *Library) newState() (*state, error) {
 	globals := L.G.Global
 	run := func(proto *lua.FunctionProto, name string) error {
 		globals.RawSetString("__FILE", lua.LString(name))
-		L.Push(L.NewFunctionFromProto(proto))
+		top, err := sandbox.Chunk(L, proto)
+		if err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+		L.Push(top)
 		if err := L.PCall(0, 0, nil); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("meta: %s: the rule file's top level ran longer than the limit of %s", name, l.limits.Timeout)

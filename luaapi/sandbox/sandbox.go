@@ -41,5 +41,6 @@ func NewState(opts lua.Options, m *Meter) *lua.LState {
 		m = &Meter{}
 	}
 	installLimited(L, m)
+	installConcat(L, m)
 	return L
 }
