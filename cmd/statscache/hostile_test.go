@@ -125,6 +125,7 @@ func TestHostileScripts(t *testing.T) {
 		"hostile-runtime":   share + `\S+/runtime-error\.lua:5: broken on \S+`,
 		"hostile-loop":      `hostile-loop: model exceeded a limit: a call ran longer than the limit of 2s`,
 		"hostile-rep":       share + `\S+/string-rep\.lua:5: string\.rep: the result would be 4294967296 bytes, over the limit of 16777216`,
+		"hostile-doubling":  share + `\S+/concat-doubling\.lua:6: concatenation \(\.\.\): the result would be 33554432 bytes, over the limit of 16777216`,
 		"hostile-table":     `hostile-table: model exceeded a limit: its tables hold more than 2000000 entries between commits \(a table that grows without bound\?\)`,
 		"hostile-recursion": share + `lua callstack overflow`,
 		"hostile-os":        share + `\S+/os-execute\.lua:5: attempt to index a non-table object\(nil\) with key 'execute'`,
