@@ -372,6 +372,11 @@ type RunnerStats struct {
 	Running bool
 	Token   int64
 	Lost    bool
+	// Indexes is why the table's declared indexes (index = true) are
+	// missing after an attempt to build them failed (a full disk), ""
+	// otherwise: the model runs on, but queries by those columns scan the
+	// table until a later attempt succeeds.
+	Indexes string
 }
 
 // Stats returns every model's progress in this run, in the order the

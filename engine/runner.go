@@ -70,6 +70,9 @@ type runner struct {
 	// stalled is why the model is stopped for a passing reason (a full
 	// disk): unlike failed, it keeps running and resumes by itself.
 	stalled string
+	// indexErr is why the table's declared indexes are not built yet,
+	// after a failed attempt ("" once they are, or before the first try).
+	indexErr string
 	// lost is set when the store refused a commit because another
 	// instance holds the model's lease: the runner stops, not failed.
 	lost bool
@@ -150,7 +153,7 @@ func (r *runner) stats() RunnerStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := RunnerStats{Ident: r.spec.Ident, Processed: r.processed, Errors: r.errCount, Failed: r.failed, Cursor: r.committedPos, Queued: r.queued.Load(),
-		Running: r.active() && !r.lost, Lost: r.lost}
+		Running: r.active() && !r.lost, Lost: r.lost, Indexes: r.indexErr}
 	if r.fence != nil {
 		s.Token = r.fence.Token
 	}
@@ -306,11 +309,23 @@ func (r *runner) run(ctx context.Context, follow bool) {
 			t.Stop()
 			continue
 		}
+		// A failed index build is tried again at its time even when no
+		// message arrives to bring the runner back to the head.
+		var retry <-chan time.Time
+		var rt *time.Timer
+		if !r.indexed && !r.indexRetry.IsZero() {
+			rt = time.NewTimer(max(time.Until(r.indexRetry), 0))
+			retry = rt.C
+		}
 		select {
 		case <-changed:
 		case res := <-r.results():
 			r.receive(ctx, res)
+		case <-retry:
 		case <-ctx.Done():
+		}
+		if rt != nil {
+			rt.Stop()
 		}
 	}
 }
@@ -328,16 +343,22 @@ func (r *runner) buildIndexes(ctx context.Context) {
 	if err := b.BuildIndexes(ctx, r.spec.Ident); err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("could not build the table's declared indexes; trying again in a minute", "err", err)
+			r.mu.Lock()
+			r.indexErr = "declared indexes not built (tried again every minute): " + err.Error()
+			r.mu.Unlock()
 		}
 		r.indexRetry = time.Now().Add(indexRetryWait)
 		return
 	}
 	r.indexed = true
+	r.mu.Lock()
+	r.indexErr = ""
+	r.mu.Unlock()
 }
 
 // indexRetryWait is how long a model waits to build its declared indexes
-// again after a failure.
-const indexRetryWait = time.Minute
+// again after a failure (a variable for the tests).
+var indexRetryWait = time.Minute
 
 // warnOrphanWork logs work items left by an earlier version of a model
 // that had a queue: they are kept, and delivered once it has one again.

@@ -309,6 +309,9 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		if d.node != nil {
 			m["running"], m["lease_token"], m["lease_lost"] = s.Running, s.Token, s.Lost
 		}
+		if s.Indexes != "" {
+			m["indexes"] = s.Indexes // declared indexes that failed to build
+		}
 		out.Models = append(out.Models, m)
 	}
 	d.mu.Lock()
