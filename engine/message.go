@@ -34,6 +34,9 @@ type Message struct {
 	rawMu  sync.Mutex
 	packed []byte                       // Raw in stored form, until Record unpacks it
 	unpack func([]byte) ([]byte, error) // nil unless packed is set
+	// grown is told how many bytes the record grew by when Record unpacks
+	// it: the scan cache that holds the message counts it (see watchSize).
+	grown interface{ grew(int) }
 
 	memoMu sync.Mutex
 	memo   map[any]any
@@ -57,15 +60,24 @@ func (m *Message) SetPacked(stored []byte, unpack func([]byte) ([]byte, error)) 
 // the message, each time it is read.
 func (m *Message) Record() ([]byte, error) {
 	m.rawMu.Lock()
-	defer m.rawMu.Unlock()
-	if m.unpack != nil {
-		raw, err := m.unpack(m.packed)
-		if err != nil {
-			return nil, fmt.Errorf("message %s: journal record: %w", m.ID, err)
-		}
-		m.Raw, m.packed, m.unpack = raw, nil, nil
+	if m.unpack == nil {
+		defer m.rawMu.Unlock()
+		return m.Raw, nil
 	}
-	return m.Raw, nil
+	raw, err := m.unpack(m.packed)
+	if err != nil {
+		m.rawMu.Unlock()
+		return nil, fmt.Errorf("message %s: journal record: %w", m.ID, err)
+	}
+	grew, grown := len(raw)-len(m.packed), m.grown
+	m.Raw, m.packed, m.unpack, m.grown = raw, nil, nil, nil
+	m.rawMu.Unlock()
+	// Told without rawMu: the cache takes its own lock, and holds it
+	// while it reads messages' sizes.
+	if grown != nil && grew != 0 {
+		grown.grew(grew)
+	}
+	return raw, nil
 }
 
 // Size is how many bytes the record takes in memory, stored or unpacked.
@@ -73,6 +85,19 @@ func (m *Message) Size() int {
 	m.rawMu.Lock()
 	defer m.rawMu.Unlock()
 	if m.unpack != nil {
+		return len(m.packed)
+	}
+	return len(m.Raw)
+}
+
+// watchSize returns Size, and has w told how much the record grows by if
+// it is unpacked later: the two in one step, so that no growth is missed
+// or counted twice.
+func (m *Message) watchSize(w interface{ grew(int) }) int {
+	m.rawMu.Lock()
+	defer m.rawMu.Unlock()
+	if m.unpack != nil {
+		m.grown = w
 		return len(m.packed)
 	}
 	return len(m.Raw)

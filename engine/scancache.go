@@ -18,9 +18,11 @@ type scanCache struct {
 	scan func(ctx context.Context, after Position, limit int) ([]*Message, error)
 	max  int
 	// maxBytes bounds the records the cache holds (64 batches of large
-	// records would be gigabytes), counted as they are read: in the form
-	// the journal stores them (see Message.SetPacked); a record a model
-	// unpacks later grows by about four. It is not lower because runners that
+	// records would be gigabytes), counted as they are held: in the form
+	// the journal stores them (see Message.SetPacked) until a model
+	// unpacks one, then unpacked (about four times as large; a huge,
+	// repetitive body can grow by a hundred, and counted as stored such
+	// records filled gigabytes under the bound). It is not lower because runners that
 	// drift apart (the fedmsg.meta models are slower than the counting
 	// ones) then miss the cache: each reads its own copy of a message, and
 	// what messages memoize (fedmsg.meta's results) is computed again for
@@ -47,7 +49,29 @@ type scanEntry struct {
 	msgs  []*Message
 	err   error
 	limit int
-	bytes int // counted in scanCache.bytes
+	size  *entrySize
+}
+
+// entrySize is what an entry's messages take, kept as they are unpacked
+// (Message.watchSize); a message points to it, not to the entry and its
+// other messages.
+type entrySize struct {
+	c     *scanCache
+	bytes int  // under c.mu
+	held  bool // counted in c.bytes; under c.mu
+}
+
+// grew counts a record of the entry that a model unpacked, and makes room
+// under the bound if it is now exceeded.
+func (s *entrySize) grew(n int) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.bytes += n
+	if s.held {
+		c.bytes += n
+		c.shrink()
+	}
 }
 
 func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
@@ -99,6 +123,19 @@ func heldBytes(m *Message) int {
 	return m.Size() + len(m.ID) + len(m.Key) + len(m.Topic) + 256
 }
 
+// watchBytes is heldBytes, with s told when the record grows.
+func watchBytes(m *Message, s *entrySize) int {
+	return m.watchSize(s) + len(m.ID) + len(m.Key) + len(m.Topic) + 256
+}
+
+// shrink drops the oldest batches while the cache holds more than its
+// bound, keeping the newest. c.mu is held.
+func (c *scanCache) shrink() {
+	for c.bytes > c.maxBytes && len(c.order) > 1 {
+		c.remove(c.order[0])
+	}
+}
+
 // next returns up to limit messages after the position, in order. reader
 // identifies the caller (see readers); nil is a reader that is not tracked.
 func (c *scanCache) next(ctx context.Context, reader any, after Position, limit int) ([]*Message, error) {
@@ -125,7 +162,7 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 			c.remove(after)
 		}
 	}
-	e := &scanEntry{done: make(chan struct{}), limit: limit}
+	e := &scanEntry{done: make(chan struct{}), limit: limit, size: &entrySize{c: c}}
 	c.entries[after] = e
 	c.order = append(c.order, after)
 	for len(c.order) > c.max {
@@ -146,18 +183,18 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 	} else {
 		n := 0
 		for _, m := range e.msgs {
-			n += heldBytes(m)
+			n += watchBytes(m, e.size)
 		}
 		c.mu.Lock()
 		if end := e.msgs[len(e.msgs)-1].Pos(); c.high.Less(end) {
 			c.high = end
 		}
 		if c.entries[after] == e {
-			e.bytes = n
-			c.bytes += n
-			for c.bytes > c.maxBytes && len(c.order) > 1 {
-				c.remove(c.order[0])
-			}
+			// Growth told before this point is in e.size.bytes already.
+			e.size.bytes += n
+			e.size.held = true
+			c.bytes += e.size.bytes
+			c.shrink()
 		}
 		c.mu.Unlock()
 	}
@@ -165,8 +202,9 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 }
 
 func (c *scanCache) remove(p Position) {
-	if e := c.entries[p]; e != nil {
-		c.bytes -= e.bytes
+	if e := c.entries[p]; e != nil && e.size.held {
+		c.bytes -= e.size.bytes
+		e.size.held = false
 	}
 	delete(c.entries, p)
 	for i, q := range c.order {
@@ -184,6 +222,9 @@ func (c *scanCache) inserted(from Position) {
 	defer c.mu.Unlock()
 	if !from.Less(c.high) {
 		return // appended at the head: every cached batch is still whole
+	}
+	for _, e := range c.entries {
+		e.size.held = false // growth told later is not the cache's
 	}
 	c.entries = map[Position]*scanEntry{}
 	c.order = nil
