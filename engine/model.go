@@ -73,6 +73,8 @@ type Row map[string]any
 
 // RowWriter is what a model's Flush writes through. Every method acts on the
 // model's own table, inside the commit transaction, and sees its own writes.
+// A writer copies what it keeps of a row: the caller may reuse the map
+// for its next write (the Lua db:add_counts does, one map for every row).
 type RowWriter interface {
 	// Insert adds a row; it fails if a row with the same key exists.
 	Insert(r Row) error

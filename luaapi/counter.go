@@ -94,10 +94,7 @@ func registerCounterType(L *lua.LState, g *guard) {
 		"drain": func(L *lua.LState) int {
 			c := checkCounter(L)
 			g.charge(L, 64)
-			order, sums := c.keys, c.sums
-			// The next batch likely has about as many keys.
-			c.idx = make(map[ckey]int32, len(order))
-			c.keys, c.sums = make([]ckey, 0, len(order)), make([]float64, 0, len(order))
+			order, sums := c.take()
 			i := 0
 			L.Push(L.NewFunction(func(L *lua.LState) int {
 				if i >= len(order) {
@@ -118,6 +115,28 @@ func registerCounterType(L *lua.LState, g *guard) {
 	mt.RawSetString("__index", methods)
 }
 
+// take empties the counter and returns its keys in first-seen order and
+// their sums.
+func (c *counter) take() ([]ckey, []float64) {
+	order, sums := c.keys, c.sums
+	// The next batch likely has about as many keys.
+	c.idx = make(map[ckey]int32, len(order))
+	c.keys, c.sums = make([]ckey, 0, len(order)), make([]float64, 0, len(order))
+	return order, sums
+}
+
+// goValue returns key part i as toRow converts the Lua value the script
+// gave: a string, a float64 or a bool.
+func (k *ckey) goValue(i int) any {
+	switch k.kind[i] {
+	case kindString:
+		return k.s[i]
+	case kindNumber:
+		return k.f[i]
+	}
+	return k.f[i] != 0
+}
+
 func newCounter(L *lua.LState) int {
 	ud := L.NewUserData()
 	ud.Value = newCounterValue()
@@ -127,10 +146,16 @@ func newCounter(L *lua.LState) int {
 }
 
 func checkCounter(L *lua.LState) *counter {
-	ud := L.CheckUserData(1)
+	return checkCounterAt(L, 1, "counter expected (call it as c:add(...))")
+}
+
+// checkCounterAt returns the counter at stack index n, raising msg when
+// there is none.
+func checkCounterAt(L *lua.LState, n int, msg string) *counter {
+	ud := L.CheckUserData(n)
 	c, ok := ud.Value.(*counter)
 	if !ok {
-		L.ArgError(1, "counter expected (call it as c:add(...))")
+		L.ArgError(n, msg)
 	}
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -464,7 +465,7 @@ func (w *recWriter) write(kind string, r engine.Row) error {
 		return fmt.Errorf("writer refuses %s", w.failOn)
 	}
 	w.ops = append(w.ops, kind)
-	w.rows = append(w.rows, r)
+	w.rows = append(w.rows, maps.Clone(r)) // the caller may reuse r (engine.RowWriter)
 	return nil
 }
 

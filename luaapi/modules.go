@@ -197,7 +197,8 @@ func jsonModule(L *lua.LState, gd *guard) *lua.LTable {
 }
 
 // newDBTable builds the db object passed to update: db:insert(row),
-// db:upsert(row), db:add(row), db:get(key) -> row|nil. It works only while
+// db:upsert(row), db:add(row), db:add_counts(counter, keys, column),
+// db:get(key) -> row|nil. It works only while
 // update runs; rows go into the same transaction as the model's cursor.
 func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 	t := L.NewTable()
@@ -227,6 +228,9 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 		"insert": write("insert", engine.RowWriter.Insert),
 		"upsert": write("upsert", engine.RowWriter.Upsert),
 		"add":    write("add", engine.RowWriter.Add),
+		// db:add_counts(c, {col1, ..., coln}, col): every sum of counter c
+		// as db:add{col1 = k1, ..., coln = kn, col = sum}.
+		"add_counts": dbAddCounts(m, t),
 		"get": func(L *lua.LState) int {
 			if m.writer == nil {
 				L.RaiseError("db.get: the db is only usable inside update(db)")

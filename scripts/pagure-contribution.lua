@@ -21,7 +21,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, n in counts:drain() do
-    db:add{timestamp = ts, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., volume = n}
+  db:add_counts(counts, {"timestamp"}, "volume")
 end

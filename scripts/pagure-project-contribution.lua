@@ -58,7 +58,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, p, n in counts:drain() do
-    db:add{timestamp = ts, project = p, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., project = ..., volume = n}
+  db:add_counts(counts, {"timestamp", "project"}, "volume")
 end

@@ -25,7 +25,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, user, n in counts:drain() do
-    db:add{timestamp = ts, user = user, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., user = ..., volume = n}
+  db:add_counts(counts, {"timestamp", "user"}, "volume")
 end

@@ -24,7 +24,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, category, n in counts:drain() do
-    db:add{timestamp = ts, category = category, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., category = ..., volume = n}
+  db:add_counts(counts, {"timestamp", "category"}, "volume")
 end

@@ -29,7 +29,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, p, n in counts:drain() do
-    db:add{timestamp = ts, package = p, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., package = ..., volume = n}
+  db:add_counts(counts, {"timestamp", "package"}, "volume")
 end

@@ -20,7 +20,6 @@ function process(msg)
 end
 
 function update(db)
-  for ts, topic, n in counts:drain() do
-    db:add{timestamp = ts, topic = topic, volume = n}
-  end
+  -- each sum as db:add{timestamp = ..., topic = ..., volume = n}
+  db:add_counts(counts, {"timestamp", "topic"}, "volume")
 end

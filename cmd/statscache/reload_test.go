@@ -110,7 +110,8 @@ func TestReloadUnderTraffic(t *testing.T) {
 	edit(`{name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},`,
 		`{name = "volume", type = "integer", not_null = true, aggregate = "sum", doc = "messages in the bucket"},
     {name = "words", type = "integer", aggregate = "none", doc = "words in the topic"},`)
-	edit(`db:add{timestamp = ts, topic = topic, volume = n}`, `db:add{timestamp = ts, topic = topic, volume = n, words = select(2, topic:gsub("%.", "")) + 1}`)
+	edit(`db:add_counts(counts, {"timestamp", "topic"}, "volume")`,
+		`for ts, topic, n in counts:drain() do db:add{timestamp = ts, topic = topic, volume = n, words = select(2, topic:gsub("%.", "")) + 1} end`)
 	write("volume-by-topic.lua", src)
 	var prev int64
 	watchDone := make(chan struct{})
