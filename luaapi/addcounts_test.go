@@ -96,7 +96,7 @@ func TestDBAddCountsErrors(t *testing.T) {
 		{"ErrColumnName", `c:inc(1)`, `db:add_counts(c, {1}, "n")`, "key column 1 is not a string", luaapi.Limits{}},
 		{"ErrNotACounter", `c:inc(1)`, `db:add_counts({}, {"timestamp"}, "n")`, "userdata expected", luaapi.Limits{}},
 		{"ErrInfinite", `c:add(1, "x", "y", 1/0)`, `db:add_counts(c, {"timestamp", "a", "b"}, "n")`, `column "n": +Inf is not a finite number`, luaapi.Limits{}},
-		{"ErrStringCap", `c:inc(1, "`+strings.Repeat("x", 40)+`", "y")`, `db:add_counts(c, {"timestamp", "a", "b"}, "n")`, `column "a": the value is over 32 bytes of JSON`, luaapi.Limits{MaxString: 32}},
+		{"ErrStringCap", `c:inc(1, "` + strings.Repeat("x", 40) + `", "y")`, `db:add_counts(c, {"timestamp", "a", "b"}, "n")`, `column "a": the value is over 32 bytes of JSON`, luaapi.Limits{MaxString: 32}},
 		{"ErrStoreRefuses", `c:inc(1, "x")`, `db:add_counts(c, {"timestamp", "a"}, "n")`, `row key column "b" is missing`, luaapi.Limits{}},
 	}
 	for _, tt := range tests {
