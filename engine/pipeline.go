@@ -221,8 +221,12 @@ func (e *Engine) add(ctx context.Context, m Model, promoteTo string) error {
 	e.mu.Unlock()
 	st, err := e.store.Register(ctx, spec)
 	if errors.Is(err, ErrTableChanged) && !shadow {
-		e.log.Info("table declaration changed: rebuilding it from the journal; the old table serves meanwhile", "model", spec.Ident)
-		return e.addShadow(ctx, m)
+		// The table may be the one a rebuild of this declaration made,
+		// promoted before this start or reload: the model goes on with it.
+		if st, err = e.registerRebuilt(ctx, spec); errors.Is(err, ErrTableChanged) {
+			e.log.Info("table declaration changed: rebuilding it from the journal; the old table serves meanwhile", "model", spec.Ident)
+			return e.addShadow(ctx, m)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("register model %s: %w", spec.Ident, err)

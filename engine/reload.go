@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"statscache/schema"
 )
 
 // ReloadResult says what a reload did with each model.
@@ -84,7 +86,7 @@ func (e *Engine) Reload(ctx context.Context, models []Model, failedScripts []str
 			res.Added = append(res.Added, ident)
 			continue
 		}
-		sameTable := old.spec.Table.Fingerprint() == spec.Table.Fingerprint()
+		sameTable := sameTable(&old.spec.Table, &spec.Table)
 		if sameTable && old.spec.Version == spec.Version && old.spec.Version != "" && !old.isFailed() {
 			res.Kept = append(res.Kept, ident)
 			continue
@@ -191,6 +193,38 @@ func declaredAt(s *ModelSpec) string {
 		return fmt.Sprintf("%s:%d", s.Script, s.Line)
 	}
 	return s.Script
+}
+
+// rebuiltName is the name addShadow gives the table rebuilt for the
+// declaration t, which the model keeps once it is promoted.
+func rebuiltName(t *schema.Table) string { return t.Name + "_" + t.Fingerprint() }
+
+// sameTable reports whether declared is the table a running model has:
+// the same declaration, or the table a rebuild of it made. A promoted
+// model runs on a table named after its declaration's fingerprint, which
+// the scripts do not name: without this, the next reload or start asked for
+// the same rebuild again, which the store refused (the rebuilt table is
+// the model's already), and the model did not start.
+func sameTable(running, declared *schema.Table) bool {
+	if running.Fingerprint() == declared.Fingerprint() {
+		return true
+	}
+	rebuilt := *declared
+	rebuilt.Name = rebuiltName(declared)
+	return running.Fingerprint() == rebuilt.Fingerprint()
+}
+
+// registerRebuilt registers spec on the table a rebuild of its declaration
+// made (see sameTable), naming spec's table so when that succeeds;
+// ErrTableChanged when the model has no such table.
+func (e *Engine) registerRebuilt(ctx context.Context, spec *ModelSpec) (ModelStatus, error) {
+	name := spec.Table.Name
+	spec.Table.Name = rebuiltName(&spec.Table)
+	st, err := e.store.Register(ctx, spec)
+	if err != nil {
+		spec.Table.Name = name
+	}
+	return st, err
 }
 
 // addShadow starts a rebuild of m's table under a shadow ident. The
