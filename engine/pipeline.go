@@ -44,6 +44,11 @@ type Config struct {
 	IdleCommit time.Duration
 	// ScanSize is how many journal rows the feed reads at a time.
 	ScanSize int
+	// KnownState is how many committed state values a runner holds in
+	// memory to answer its model's reads (see stateBuffer); 0 means
+	// DefaultKnownState, a negative value none: every read of committed
+	// state goes to the store (a test counting them does that).
+	KnownState int
 	// FlushRetries is how many times a model's failing flush is retried
 	// before the model is marked failed.
 	FlushRetries int
@@ -79,6 +84,7 @@ const (
 	DefaultBatchSize     = 5000
 	DefaultBatchInterval = time.Second
 	DefaultScanSize      = 2000
+	DefaultKnownState    = 1 << 15
 	DefaultFlushRetries  = 3
 	DefaultErrorWindow   = 1000
 	DefaultMaxErrorShare = 0.5
@@ -95,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ScanSize <= 0 {
 		c.ScanSize = DefaultScanSize
+	}
+	if c.KnownState == 0 {
+		c.KnownState = DefaultKnownState
 	}
 	if c.FlushRetries <= 0 {
 		c.FlushRetries = DefaultFlushRetries

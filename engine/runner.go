@@ -136,7 +136,7 @@ func newRunner(e *Engine, m Model, st ModelStatus) *runner {
 	if e.cfg.HoldModels {
 		r.hold.Store(math.MinInt64)
 	}
-	r.state = &stateBuffer{ident: spec.Ident, store: e.store}
+	r.state = &stateBuffer{ident: spec.Ident, store: e.store, max: max(e.cfg.KnownState, 0)}
 	r.rows = newRowBuffer(spec.Ident, &spec.Table, e.store)
 	if qm, ok := m.(QueueModel); ok {
 		if cfg, ok := qm.QueueConfig(); ok {
@@ -196,6 +196,10 @@ func (r *runner) run(ctx context.Context, follow bool) {
 	if r.isFailed() {
 		return
 	}
+	// The runner holds the model (its lease, or the only instance) from
+	// here until it returns, so the state it reads now changes only by
+	// its own commits.
+	r.state.load(ctx)
 	if err := r.open(); err != nil {
 		r.fail(ctx, fmt.Sprintf("open: %v", err))
 		return
@@ -730,6 +734,10 @@ func (r *runner) write(ctx context.Context, underLock bool) error {
 		}
 	}
 	if err := r.tryCommit(ctx); err != nil {
+		// Whether the transaction got in is not always known (a lost
+		// connection at COMMIT): what the runner knew of its committed
+		// state is read again from the store.
+		r.state.forget()
 		return err
 	}
 	r.mu.Lock()
@@ -740,7 +748,7 @@ func (r *runner) write(ctx context.Context, underLock bool) error {
 	r.committed = r.cursor
 	r.pending, r.errs = 0, nil
 	r.flushed = false
-	r.state.reset()
+	r.state.committed()
 	if r.wq != nil {
 		r.wq.committed()
 	}
@@ -852,41 +860,6 @@ func (r *runner) reprocess(ctx context.Context, target Position) error {
 			if r.isFailed() {
 				return nil
 			}
-		}
-	}
-	return nil
-}
-
-// stateBuffer holds a model's uncommitted state writes over its committed
-// state.
-type stateBuffer struct {
-	ident   string
-	store   ModelStore
-	pending map[string]*string
-}
-
-func (s *stateBuffer) reset() { s.pending = map[string]*string{} }
-
-func (s *stateBuffer) Get(key string) (string, bool, error) {
-	if v, ok := s.pending[key]; ok {
-		if v == nil {
-			return "", false, nil
-		}
-		return *v, true, nil
-	}
-	return s.store.LoadState(context.Background(), s.ident, key)
-}
-
-func (s *stateBuffer) Set(key, value string) { s.pending[key] = &value }
-func (s *stateBuffer) Delete(key string)     { s.pending[key] = nil }
-
-// writeTo writes the pending state into a commit transaction. The writes
-// stay pending until the commit succeeds (reset), so that a failed
-// transaction can be written again.
-func (s *stateBuffer) writeTo(tx ModelTx) error {
-	for k, v := range s.pending {
-		if err := tx.PutState(k, v); err != nil {
-			return err
 		}
 	}
 	return nil

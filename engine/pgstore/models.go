@@ -193,6 +193,31 @@ func (db *DB) SetStart(ctx context.Context, ident string, startUS int64) error {
 	return nil
 }
 
+// ListState reads every committed state value of a model, or reports
+// false when it has more than limit keys (engine.StateLister).
+func (db *DB) ListState(ctx context.Context, ident string, limit int) (map[string]string, bool, error) {
+	vals, err := again(ctx, func() (map[string]string, error) {
+		rows, err := db.pool.Query(ctx, `SELECT key, value FROM model_state WHERE ident = $1 LIMIT $2`, ident, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		vals := map[string]string{}
+		var k, v string
+		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+			vals[k] = v
+			return nil
+		})
+		return vals, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("list state %s: %w", ident, err)
+	}
+	if len(vals) > limit {
+		return nil, false, nil
+	}
+	return vals, true, nil
+}
+
 // LoadState reads one committed state value.
 func (db *DB) LoadState(ctx context.Context, ident, key string) (string, bool, error) {
 	var v string

@@ -184,6 +184,31 @@ func (db *DB) LoadState(ctx context.Context, ident, key string) (string, bool, e
 	return v, true, nil
 }
 
+// ListState reads every committed state value of a model, or reports
+// false when it has more than limit keys (engine.StateLister).
+func (db *DB) ListState(ctx context.Context, ident string, limit int) (map[string]string, bool, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM model_state WHERE ident = ? LIMIT ?`, ident, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list state %s: %w", ident, err)
+	}
+	defer rows.Close()
+	vals := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, false, fmt.Errorf("list state %s: %w", ident, err)
+		}
+		if len(vals) == limit {
+			return nil, false, nil
+		}
+		vals[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list state %s: %w", ident, err)
+	}
+	return vals, true, nil
+}
+
 // Begin starts a model's batch transaction.
 func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	db.mu.Lock()

@@ -283,3 +283,44 @@ func TestPaging(t *testing.T) {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// TestListState: a model's whole committed state in one read, its own keys
+// only (another model's and an uncommitted batch's are not in it), and
+// false past the limit.
+func TestListState(t *testing.T) {
+	each(t, func(t *testing.T, db store) {
+		ctx := t.Context()
+		sl, ok := db.(engine.StateLister)
+		if !ok {
+			t.Fatal("the store does not read a model's whole state")
+		}
+		register(t, db, "m")
+		register(t, db, "other")
+		commit(t, db, "m", nil, map[string]*string{"a": str("1"), "b": str(`{"x":[2]}`), "c": str("3")},
+			engine.Checkpoint{Cursor: engine.Position{TimeUS: 10, Key: "k"}})
+		commit(t, db, "m", nil, map[string]*string{"c": nil, "d": str(`"4"`)},
+			engine.Checkpoint{Cursor: engine.Position{TimeUS: 20, Key: "l"}, From: engine.Position{TimeUS: 10, Key: "k"}})
+		commit(t, db, "other", nil, map[string]*string{"z": str("9")}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 10, Key: "k"}})
+		tx, err := db.Begin(ctx, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.PutState("e", str("uncommitted")); err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		want := map[string]string{"a": "1", "b": `{"x":[2]}`, "d": `"4"`}
+		for _, limit := range []int{3, 100} {
+			got, ok, err := sl.ListState(ctx, "m", limit)
+			if err != nil || !ok || !reflect.DeepEqual(got, want) {
+				t.Errorf("limit %d: %v %v %v, want %v", limit, got, ok, err, want)
+			}
+		}
+		if got, ok, err := sl.ListState(ctx, "m", 2); err != nil || ok {
+			t.Errorf("limit 2 of 3 keys: %v %v %v, want not ok", got, ok, err)
+		}
+		if got, ok, err := sl.ListState(ctx, "none", 5); err != nil || !ok || len(got) != 0 {
+			t.Errorf("a model without state: %v %v %v", got, ok, err)
+		}
+	})
+}
