@@ -20,6 +20,7 @@ func metaModule(L *lua.LState, m *Model, lib *meta.Library) *lua.LTable {
 		if m.cur == nil || L.Get(1) != m.msgT {
 			L.RaiseError("meta.%s(msg): pass the message given to process, during process", name)
 		}
+		m.metaAsked |= want
 		done := m.guard.inHost()
 		r, err := lib.ComputeSome(m.cur, want)
 		done()

@@ -67,3 +67,52 @@ func TestMetaHeaderHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestModelTellsMetaWhatItExpects: a model that asked for fedmsg.meta
+// helpers on its last message has the library compute them for the next
+// messages (meta.Library.Expect); one that asked for nothing on its last
+// message, or closed, no longer does.
+func TestModelTellsMetaWhatItExpects(t *testing.T) {
+	lib, err := meta.Load(filepath.Join("..", "scripts", "meta"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	opts := quiet
+	opts.Meta = lib
+	src := lines(decl1m,
+		"function process(msg)",
+		`  if msg.topic:find("users") then meta.usernames(msg) end`,
+		`  if msg.topic:find("pkgs") then meta.packages(msg) end`,
+		"end",
+		"function update(db) end")
+	models, err := luaapi.LoadSource("m.lua", src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := models[0]
+	if err := m.Open(newState()); err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		topic string
+		want  meta.Helpers
+	}{
+		{"a.b.users", meta.Usernames},
+		{"a.b.users.pkgs", meta.Usernames | meta.Packages},
+		{"a.b.pkgs", meta.Packages},
+		{"a.b.none", 0},
+		{"a.b.users", meta.Usernames},
+	} {
+		if err := m.Process(t.Context(), decode(t, rawRecord("x", step.topic, float64(i), "{}"))); err != nil {
+			t.Fatal(err)
+		}
+		if got := lib.Expected(); got != step.want {
+			t.Errorf("after %s: the library expects %b, want %b", step.topic, got, step.want)
+		}
+	}
+	m.Close()
+	if got := lib.Expected(); got != 0 {
+		t.Errorf("after Close: the library expects %b, want nothing", got)
+	}
+}

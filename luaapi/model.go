@@ -12,6 +12,7 @@ import (
 	"statscache/luaapi/sandbox"
 
 	"statscache/engine"
+	"statscache/luaapi/meta"
 )
 
 var _ engine.Model = (*Model)(nil)
@@ -61,6 +62,10 @@ type Model struct {
 	sizeCount, sizeCalls, untilSizeCheck int
 	// sizeSeen is checkSize's set of visited tables, kept between checks.
 	sizeSeen map[any]bool
+	// metaAsked holds the fedmsg.meta helpers the script asked for on the
+	// message at hand, metaHabit those of the message before, as the
+	// library was told (meta.Library.Expect).
+	metaAsked, metaHabit meta.Helpers
 }
 
 func newModel(s *Script, spec *engine.ModelSpec, iv time.Duration, opts Options) *Model {
@@ -137,6 +142,10 @@ func (m *Model) boot() (*lua.LState, error) {
 
 // Close releases the LState.
 func (m *Model) Close() error {
+	if m.metaHabit != 0 {
+		m.opts.Meta.Expect(m.metaHabit, 0)
+		m.metaHabit = 0
+	}
 	if m.L != nil {
 		m.L.Close()
 		m.L = nil
@@ -200,6 +209,11 @@ func (m *Model) Process(ctx context.Context, msg *engine.Message) error {
 	}
 	err := m.call(m.process, t, m.guard.limits.CallTimeout)
 	m.cur = nil
+	if m.metaAsked != m.metaHabit {
+		m.opts.Meta.Expect(m.metaHabit, m.metaAsked)
+		m.metaHabit = m.metaAsked
+	}
+	m.metaAsked = 0
 	if err == nil {
 		if m.untilSizeCheck--; m.untilSizeCheck <= 0 {
 			err = m.checkSize()

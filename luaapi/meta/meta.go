@@ -129,6 +129,13 @@ type Library struct {
 	parsers fastjson.ParserPool
 	errs    atomic.Int64
 	limits  Limits
+
+	// expectN counts, per helper, the callers that asked for it on their
+	// last message (see Expect); expected has the bits of those with a
+	// count, the helpers a computation runs beside the ones asked.
+	expectMu sync.Mutex
+	expectN  [16]int
+	expected atomic.Uint32
 }
 
 // Limits bound one computation of the helpers for a message, as a model's
@@ -409,16 +416,19 @@ func (l *Library) Compute(m *engine.Message) (*Result, error) {
 // ComputeSome runs on m the helpers of want that no caller asked for
 // before; the others' answers are kept with the message. The Result holds
 // at least the helpers of want, the processor and what the headers say;
-// the fields of helpers not asked for may be empty.
+// the fields of helpers not asked for may be empty. A computation also
+// runs the expected helpers (see Expect) the message lacks, so that the
+// models asking for different helpers of the same message share one.
 func (l *Library) ComputeSome(m *engine.Message, want Helpers) (*Result, error) {
 	p := m.Memo(memoKey{l}, func() any { return &partial{} }).(*partial)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	missing := want &^ p.have
-	if missing&Agent != 0 && p.have&Usernames == 0 {
-		missing |= Usernames // the agent's default is the single user
-	}
 	if p.err == nil && (p.r == nil || missing != 0) {
+		missing |= Helpers(l.expected.Load()) &^ p.have
+		if missing&Agent != 0 && p.have&Usernames == 0 {
+			missing |= Usernames // the agent's default is the single user
+		}
 		if raw, err := m.Record(); err != nil {
 			p.err = err
 		} else {
@@ -427,6 +437,46 @@ func (l *Library) ComputeSome(m *engine.Message, want Helpers) (*Result, error) 
 	}
 	return p.r, p.err
 }
+
+// Expect tells the library that a caller which asked for the helpers of
+// was on its last message asked for those of now on this one (a model
+// tells it after each message, and with now 0 when it closes). Helpers
+// that some caller asked for on its last message are computed with any
+// computation for a message that lacks them: each computation parses the
+// record and converts it to Lua, and when the models asking for
+// usernames and those asking for packages (the shipped ones) each
+// triggered their own, every message paid for two. A helper asked for
+// now and then (release-engineering's link, for its few masher
+// messages) is expected only until that caller's next message.
+//
+// An expected helper changes no answer (each helper's answer does not
+// depend on the others computed with it, see TestComputeSomeEqualsCompute),
+// but it runs under the same limits as the helpers asked, and a rule of
+// it that fails counts in Errors though no one asks for its answer.
+func (l *Library) Expect(was, now Helpers) {
+	if was == now {
+		return
+	}
+	l.expectMu.Lock()
+	defer l.expectMu.Unlock()
+	var bits uint32
+	for i := range l.expectN {
+		h := Helpers(1) << i
+		if was&h != 0 {
+			l.expectN[i]--
+		}
+		if now&h != 0 {
+			l.expectN[i]++
+		}
+		if l.expectN[i] > 0 {
+			bits |= uint32(h)
+		}
+	}
+	l.expected.Store(bits)
+}
+
+// Expected returns the helpers computed beside those asked (see Expect).
+func (l *Library) Expected() Helpers { return Helpers(l.expected.Load()) }
 
 // fill computes the helpers of missing into a new result for p.
 func (l *Library) fill(p *partial, topic string, record []byte, missing Helpers) {

@@ -477,3 +477,66 @@ function P.title(msg) error("title rule broken") end
 		t.Errorf("%d rule errors after asking for the title twice, want 1", n)
 	}
 }
+
+// TestExpectedHelpersComputedTogether: a helper some caller asked for on
+// its last message (Expect) is computed with the first computation of a
+// message that lacks it, not in one of its own when asked; once no caller
+// expects it, it is computed only when asked. The packages rule fails, so
+// Errors counts each time it runs.
+func TestExpectedHelpersComputedTogether(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"_lib.lua", "_default.lua"} {
+		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
+local P = processor{name = "x"}
+function P.usernames(msg) return {msg.msg.user} end
+function P.packages(msg) error("packages rule ran") end
+`), 0o644)
+	l, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func() *engine.Message {
+		return &engine.Message{Topic: "org.fedoraproject.prod.x.y", Raw: []byte(`{"topic":"org.fedoraproject.prod.x.y","msg":{"user":"ada"}}`)}
+	}
+	ask := func(m *engine.Message, hs Helpers, wantErrors int64) {
+		t.Helper()
+		r, err := l.ComputeSome(m, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hs&Usernames != 0 && !reflect.DeepEqual(r.Usernames, []string{"ada"}) {
+			t.Fatalf("usernames %q, want [ada]", r.Usernames)
+		}
+		if n := l.Errors(); n != wantErrors {
+			t.Fatalf("after asking for %b: the packages rule ran %d times, want %d", hs, n, wantErrors)
+		}
+	}
+	// One caller asks for usernames, another for packages.
+	l.Expect(0, Usernames)
+	l.Expect(0, Packages)
+	if got := l.Expected(); got != Usernames|Packages {
+		t.Fatalf("expected %b, want usernames and packages", got)
+	}
+	m := msg()
+	ask(m, Usernames, 1) // packages computed with usernames
+	ask(m, Packages, 1)  // and not again
+	ask(m, Usernames|Packages, 1)
+	// The packages caller now asks for nothing (or closed).
+	l.Expect(Packages, 0)
+	if got := l.Expected(); got != Usernames {
+		t.Fatalf("expected %b, want usernames only", got)
+	}
+	m = msg()
+	ask(m, Usernames, 1)
+	ask(m, Packages, 2)
+	// Two callers expect packages; one leaving keeps it expected.
+	l.Expect(0, Packages)
+	l.Expect(Usernames, Packages)
+	l.Expect(Packages, 0)
+	m = msg()
+	ask(m, Usernames, 3)
+	ask(m, Packages, 3)
+}
