@@ -98,7 +98,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	// writes at random places: 64 MiB keeps those of a few million
 	// messages in memory instead of re-reading their pages from the file.
 	// The default (2 MB) made the journal's cost per message grow with it.
-	q.Set("_cache_size", "-65536")
+	q.Set("_cache_size", writerCache)
 	// Prepared statements are kept per connection: a model commit runs
 	// the same few statements every time (see modelTx.stmt), and so does
 	// a journal append.
@@ -143,6 +143,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.r = r
 	return db, nil
 }
+
+// writerCache is the writer's page cache (see Open), indexBuildCache the
+// one it has while it builds a model's declared indexes (see BuildIndexes),
+// both as cache_size values (negative: KiB).
+const (
+	writerCache     = "-65536"
+	indexBuildCache = "-8192"
+)
 
 // Close closes both connection pools.
 func (db *DB) Close() error {

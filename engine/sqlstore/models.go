@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,25 @@ func (db *DB) BuildIndexes(ctx context.Context, ident string) error {
 	if done || len(stmts) == 0 {
 		return nil
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
+	// CREATE INDEX sorts the table's keys in memory up to the
+	// connection's cache_size, then in temporary files, which the
+	// connections keep in memory too (temp_store, see driverName): each
+	// build held its whole sort on top of the writer's 64 MiB cache. Over
+	// 1,000,000 messages, when the models caught up, SQLite's memory rose
+	// from 67 to 139 MB for a second for each large table. While it
+	// builds, the writer has a small cache and its temporary files on
+	// disk; the build holds the writer connection throughout, so no other
+	// build can set or reset these meanwhile.
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
+	}
+	defer conn.Close()
+	if err := buildSettings(ctx, conn, true); err != nil {
+		return fmt.Errorf("indexes of %s: %w", ident, err)
+	}
+	defer buildSettings(context.WithoutCancel(ctx), conn, false)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return diskFull(fmt.Errorf("indexes of %s: %w", ident, err))
 	}
@@ -66,6 +85,24 @@ func (db *DB) BuildIndexes(ctx context.Context, ident string) error {
 	mt.indexed = true
 	db.mu.Unlock()
 	return nil
+}
+
+// buildSettings gives the writer connection the page cache and temporary
+// storage of an index build (on) or its own (off). If it cannot have its
+// own back, the connection is dropped: the next one opens with them.
+func buildSettings(ctx context.Context, conn *sql.Conn, on bool) error {
+	cache, temp := writerCache, "MEMORY"
+	if on {
+		cache, temp = indexBuildCache, "FILE"
+	}
+	_, err := conn.ExecContext(ctx, `PRAGMA cache_size = `+cache)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `PRAGMA temp_store = `+temp)
+	}
+	if err != nil && !on {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
 }
 
 // Register creates the model's table if needed and records its spec. A

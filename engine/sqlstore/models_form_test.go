@@ -108,6 +108,29 @@ func TestDeclaredIndexes(t *testing.T) {
 	if err := db.BuildIndexes(ctx, "nope"); err == nil {
 		t.Error("BuildIndexes of an unknown model: no error")
 	}
+	// The writer builds with a small page cache and its sort on disk, and
+	// gets its own settings back, also when the build fails.
+	wantSettings := writerCache + " 2" // temp_store 2: MEMORY
+	settings := func() string {
+		return dumpQuery(t, db, `PRAGMA cache_size`) + " " + dumpQuery(t, db, `PRAGMA temp_store`)
+	}
+	if got := settings(); got != wantSettings {
+		t.Errorf("writer's cache_size and temp_store after a build: %s, want %s", got, wantSettings)
+	}
+	failing := testSpec("failing-1h")
+	failing.Table.Columns[1].Index = true
+	if _, err := db.Register(ctx, failing); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`DROP TABLE model_failing_1h`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.BuildIndexes(ctx, "failing-1h"); err == nil {
+		t.Error("BuildIndexes over a dropped table: no error")
+	}
+	if got := settings(); got != wantSettings {
+		t.Errorf("writer's cache_size and temp_store after a failed build: %s, want %s", got, wantSettings)
+	}
 	db.Close()
 	db, err = Open(ctx, path, Options{})
 	if err != nil {
