@@ -47,15 +47,7 @@ func TestDBAddCountsEqualsLoop(t *testing.T) {
 		recs = append(recs, b)
 	}
 	run := func(src []byte) *recWriter {
-		models, err := luaapi.LoadSource("m.lua", src, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := models[0]
-		if err := m.Open(newState()); err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := openSource(t, "m.lua", src, quiet)
 		all := &recWriter{}
 		for _, batch := range recs {
 			for _, rec := range batch {
@@ -105,19 +97,11 @@ func TestDBAddCountsErrors(t *testing.T) {
 				"function update(db)", "  "+tt.update, "end")
 			opts := quiet
 			opts.Limits = tt.limits
-			models, err := luaapi.LoadSource("m.lua", src, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := models[0]
-			if err := m.Open(newState()); err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := openSource(t, "m.lua", src, opts)
 			if err := m.Process(context.Background(), decode(t, rawRecord("a", "a.b.c.d", 1, "{}"))); err != nil {
 				t.Fatal(err)
 			}
-			err = m.Flush(context.Background(), &checkingWriter{key: []string{"timestamp", "a", "b"}})
+			err := m.Flush(context.Background(), &checkingWriter{key: []string{"timestamp", "a", "b"}})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Flush: %v, want an error containing %q", err, tt.wantErr)
 			}

@@ -447,6 +447,22 @@ type fakeState map[string]string
 
 func newState() fakeState { return fakeState{} }
 
+// openSource loads the one model of src and opens it over an empty state;
+// it is closed when the test ends.
+func openSource(t testing.TB, name string, src []byte, opts luaapi.Options) *luaapi.Model {
+	t.Helper()
+	models, err := luaapi.LoadSource(name, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := models[0]
+	if err := m.Open(newState()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 func (s fakeState) Get(key string) (string, bool, error) { v, ok := s[key]; return v, ok, nil }
 func (s fakeState) Set(key, value string)                { s[key] = value }
 func (s fakeState) Delete(key string)                    { delete(s, key) }
@@ -604,16 +620,8 @@ func TestBucketErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := lines(tt.decl, "function process(msg)", "  local b = "+tt.call, "end", "function update(db) end")
-			models, err := luaapi.LoadSource("m.lua", src, quiet)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := models[0]
-			if err := m.Open(newState()); err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			err = m.Process(context.Background(), decode(t, rawRecord("a", "a.b.c.d", 60, "{}")))
+			m := openSource(t, "m.lua", src, quiet)
+			err := m.Process(context.Background(), decode(t, rawRecord("a", "a.b.c.d", 60, "{}")))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "m.lua:3:") {
 				t.Errorf("Process: %v, want an error at m.lua:3 containing %q", err, tt.wantErr)
 			}
@@ -689,15 +697,7 @@ func TestProcessError(t *testing.T) {
 		`    error("update saw " .. n)`,
 		"  end",
 		"end")
-	models, err := luaapi.LoadSource("m.lua", src, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := models[0]
-	if err := m.Open(newState()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openSource(t, "m.lua", src, quiet)
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -819,16 +819,8 @@ func TestCounterErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := lines(decl1m, "local c = counter()", "function process(msg)", "  "+tt.call, "end", "function update(db) end")
-			models, err := luaapi.LoadSource("m.lua", src, quiet)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := models[0]
-			if err := m.Open(newState()); err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			err = m.Process(context.Background(), decode(t, rawRecord("a", "a.b.c.d", 1, "{}")))
+			m := openSource(t, "m.lua", src, quiet)
+			err := m.Process(context.Background(), decode(t, rawRecord("a", "a.b.c.d", 1, "{}")))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "m.lua:4:") {
 				t.Errorf("Process: %v, want an error at m.lua:4 containing %q", err, tt.wantErr)
 			}
@@ -975,20 +967,12 @@ func TestDB(t *testing.T) {
 		`  db:upsert{timestamp = 240, topic = "d", volume = 4, tags = {"x", "y"}}`,
 		`  db:add{timestamp = 300, topic = "fail", volume = 1}`,
 		"end")
-	models, err := luaapi.LoadSource("m.lua", src, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := models[0]
-	if err := m.Open(newState()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openSource(t, "m.lua", src, quiet)
 	w := &recWriter{
 		stored: map[string]engine.Row{"60/a": {"timestamp": 60.0, "topic": "a", "volume": int64(10), "note": "kept"}},
 		failOn: "fail",
 	}
-	err = m.Flush(context.Background(), w)
+	err := m.Flush(context.Background(), w)
 	t.Run("OKWrites", func(t *testing.T) {
 		want := []engine.Row{
 			{"timestamp": 60.0, "topic": "a"},

@@ -31,15 +31,7 @@ func TestMetaHeaderHelpers(t *testing.T) {
 		"function update(db)",
 		"  for _, r in ipairs(rows) do db:upsert(r) end",
 		"end")
-	models, err := luaapi.LoadSource("m.lua", src, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := models[0]
-	if err := m.Open(newState()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openSource(t, "m.lua", src, opts)
 	headers := `{"sent-at": "2024-03-01T12:00:07+00:00", "fedora_messaging_user_zoe": true, "fedora_messaging_rpm_zlib": true,
 		"fedora_messaging_group_packager": true, "fedora_messaging_container_toolbox": true,
 		"fedora_messaging_module_nodejs": true, "fedora_messaging_flatpak_firefox": true}`
