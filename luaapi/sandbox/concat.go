@@ -36,7 +36,31 @@ func Compile(chunk []ast.Stmt, name string) (*lua.FunctionProto, error) {
 	bind := &ast.LocalAssignStmt{Names: []string{concatLocal}, Exprs: []ast.Expr{&ast.Comma3Expr{}}}
 	body := &ast.FunctionExpr{ParList: &ast.ParList{HasVargs: true}, Stmts: chunk}
 	ret := &ast.ReturnStmt{Exprs: []ast.Expr{body}}
-	return lua.Compile([]ast.Stmt{bind, ret}, name)
+	proto, err := lua.Compile([]ast.Stmt{bind, ret}, name)
+	if err != nil {
+		return nil, err
+	}
+	nameCalls(proto)
+	return proto, nil
+}
+
+// concatFrame is how a traceback names the checked concatenation's frame.
+// gopher-lua names a called function by the expression called, here the
+// local concatLocal, whose NUL byte would reach the tracebacks stored with
+// model errors (and cut them short in tools that read C strings).
+const concatFrame = "concatenation (..)"
+
+// nameCalls renames the calls of concatLocal in proto and the functions
+// nested in it for tracebacks.
+func nameCalls(proto *lua.FunctionProto) {
+	for i := range proto.DbgCalls {
+		if proto.DbgCalls[i].Name == concatLocal {
+			proto.DbgCalls[i].Name = concatFrame
+		}
+	}
+	for _, p := range proto.FunctionPrototypes {
+		nameCalls(p)
+	}
 }
 
 // Chunk returns the function that runs, in L, a chunk compiled by Compile.
