@@ -90,6 +90,8 @@ local function obj(v) return setmetatable({v = v}, mt) end
 		mt + `return "a" .. obj("b") .. "c" .. "d"`,
 		mt + `return obj(1) .. obj(2) .. obj(3)`,
 		mt + `return (obj("a") .. "b") .. "c"`,
+		// Both operands have a __concat: the left one's is taken.
+		mt + `local r = setmetatable({v = "r"}, {__concat = function() return "R" end}) return obj("a") .. r, r .. obj("a")`,
 		`return "a" .. nil`,
 		`return {} .. "a"`,
 		"local x = 1\n\nreturn \"a\" ..\n  x .. {}",
@@ -148,21 +150,52 @@ func TestConcatChecked(t *testing.T) {
 }
 
 // FuzzConcatDifferential joins random operands with .. in random
-// groupings, sandboxed and stock, and wants the same result or the same
-// error.
+// groupings, in one of several places an expression can stand, sandboxed
+// and stock, and wants the same result or the same error. The first byte
+// picks the place; each further byte an operand (low bits) and whether a
+// parenthesis opens before it or closes after it (high bits). The operands
+// cover numbers the VM formats specially, values of other types, and
+// metamethods that return nothing, several values or a number, or raise.
 func FuzzConcatDifferential(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3})
-	f.Add([]byte{5, 9, 0, 7, 4})
-	f.Add([]byte{8, 1, 8})
-	operands := []string{`"a"`, `""`, `1`, `-2.5`, `1e300`, `s`, `n`, `f()`, `obj`, `nil`, `(f())`, `"\0"`}
+	f.Add([]byte{0, 0, 1, 2, 3})
+	f.Add([]byte{0, 5, 9, 0, 7, 4})
+	f.Add([]byte{1, 8, 1, 8})
+	f.Add([]byte{2, 26, 0, 26, 1})
+	f.Add([]byte{5, 0, 21, 0})
+	f.Add([]byte{3, 12, 13, 14, 15, 16, 17, 18, 19})
+	f.Add([]byte{6, 0x80, 22, 0x40, 23, 24, 0x80, 8, 0x40, 8})
+	f.Add([]byte{0, 8, 24})
+	f.Add([]byte{1, 24, 8})
+	operands := []string{`"a"`, `""`, `1`, `-2.5`, `1e300`, `s`, `n`, `f()`, `obj`, `nil`, `(f())`, `"\0"`,
+		`-0`, `0/0`, `1/0`, `2^53`, `2^63`, `0.1`, `1e15`, `1e16`, `true`, `{}`,
+		`none`, `multi`, `num`, `bad`, `...`, `(...)`, `s:upper()`, `t.k`, `t[s]`, `-n`}
+	places := []string{
+		"return %s",
+		"local v = %s return v",
+		"return (function(...) return %s end)(\"va\", 2)",
+		"local t = {%s} return #t, t[1]",
+		"return select(\"#\", %s)",
+		"return pcall(function(...) return %s end, \"va\")",
+		"local r for i = 1, 2 do r = %s end return r",
+		"return s and %s or \"no\"",
+		"local o = {} function o:m(...) return %s end return o:m(1, 2)",
+		"local ok, e = pcall(function(...) return %s end) return ok, type(e)",
+	}
 	prelude := `local s, n = "str", 42
+local t = {k = "kv", str = 5}
 local function f() return "f1", "f2" end
-local obj = setmetatable({}, {__concat = function(a, b) return (type(a) == "table" and "O" or tostring(a)) .. "+" .. (type(b) == "table" and "O" or tostring(b)) end})
+local function side(a, b) return type(a) == "table" and "O" or tostring(a), type(b) == "table" and "O" or tostring(b) end
+local obj = setmetatable({}, {__concat = function(a, b) local x, y = side(a, b) return x .. "+" .. y end})
+local none = setmetatable({}, {__concat = function() end})
+local multi = setmetatable({}, {__concat = function(a, b) local x, y = side(a, b) return x, y end})
+local num = setmetatable({}, {__concat = function() return 7 end})
+local bad = setmetatable({}, {__concat = function(a, b) error("bad " .. select(2, side(a, b)), 2) end})
 `
 	f.Fuzz(func(t *testing.T, gen []byte) {
-		if len(gen) < 2 || len(gen) > 24 {
+		if len(gen) < 3 || len(gen) > 24 {
 			t.Skip()
 		}
+		place, gen := places[int(gen[0])%len(places)], gen[1:]
 		var b strings.Builder
 		open := 0
 		for i, g := range gen {
@@ -173,14 +206,14 @@ local obj = setmetatable({}, {__concat = function(a, b) return (type(a) == "tabl
 				b.WriteString("(")
 				open++
 			}
-			b.WriteString(operands[int(g&0x7f)%len(operands)])
+			b.WriteString(operands[int(g&0x3f)%len(operands)])
 			if g&0x40 != 0 && open > 0 {
 				b.WriteString(")")
 				open--
 			}
 		}
 		b.WriteString(strings.Repeat(")", open))
-		src := prelude + "return " + b.String()
+		src := prelude + strings.Replace(place, "%s", b.String(), 1)
 		stock := runChunk(t, stockState(), src, false)
 		ours := runChunk(t, NewState(lua.Options{}, nil), src, true)
 		if stock != ours {
