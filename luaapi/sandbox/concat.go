@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -44,8 +46,8 @@ func Compile(chunk []ast.Stmt, name string) (*lua.FunctionProto, error) {
 	return proto, nil
 }
 
-// concatFrame is how a traceback names the checked concatenation's frame.
-// gopher-lua names a called function by the expression called, here the
+// concatFrame is how size errors and tracebacks name the checked
+// concatenation. gopher-lua names a called function by the expression called, here the
 // local concatLocal, whose NUL byte would reach the tracebacks stored with
 // model errors (and cut them short in tools that read C strings).
 const concatFrame = "concatenation (..)"
@@ -96,6 +98,16 @@ func installConcat(L *lua.LState, m *Meter) {
 func (b lib) concatOp(L *lua.LState) int {
 	n := L.GetTop()
 	rhs := L.Get(n)
+	if n == 2 {
+		// Two strings, the commonest chain: no list of parts.
+		x, ok1 := L.Get(1).(lua.LString)
+		y, ok2 := rhs.(lua.LString)
+		if ok1 && ok2 {
+			b.m.String(L, concatFrame, int64(len(x)+len(y)))
+			L.Push(x + y)
+			return 1
+		}
+	}
 	for i := n - 1; i >= 1; {
 		lhs := L.Get(i)
 		if lua.LVCanConvToString(lhs) && lua.LVCanConvToString(rhs) {
@@ -104,17 +116,19 @@ func (b lib) concatOp(L *lua.LState) int {
 			for j > 1 && lua.LVCanConvToString(L.Get(j-1)) {
 				j--
 			}
-			parts := make([]string, 0, i-j+2)
+			// Chains are short: their parts fit on the stack.
+			var small [8]string
+			parts := small[:0]
 			size := 0
 			for k := j; k <= i; k++ {
-				s := lua.LVAsString(L.Get(k))
+				s := asString(L.Get(k))
 				parts = append(parts, s)
 				size += len(s)
 			}
-			last := lua.LVAsString(rhs)
+			last := asString(rhs)
 			parts = append(parts, last)
 			size += len(last)
-			b.m.String(L, "concatenation (..)", int64(size))
+			b.m.String(L, concatFrame, int64(size))
 			rhs = lua.LString(strings.Join(parts, ""))
 			i = j - 1
 			continue
@@ -137,6 +151,19 @@ func (b lib) concatOp(L *lua.LState) int {
 	}
 	L.Push(rhs)
 	return 1
+}
+
+// asString is lua.LVAsString of a string or a number, the VM's rendering,
+// with integers below 2^53 formatted by strconv rather than fmt (the same
+// digits: gopher-lua prints an integral number as fmt.Sprint(int64(n)),
+// exact in that range), as keys such as topic .. ":" .. n want.
+func asString(v lua.LValue) string {
+	if n, ok := v.(lua.LNumber); ok {
+		if f := float64(n); f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+	}
+	return lua.LVAsString(v)
 }
 
 // concatCall is the call that replaces the .. chain e: its operands from

@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +121,9 @@ func TestConcatChecked(t *testing.T) {
 	m := &Meter{MaxString: 1 << 20}
 	L := NewState(lua.Options{}, m)
 	start := time.Now()
-	got := runChunk(t, L, `local s = "xxxxxxxxxxxxxxxx" while true do s = s .. s end`, true)
+	// Doubled 17 times, s would be 2 MiB: bounded, so that a broken check
+	// fails the test instead of filling the memory.
+	got := runChunk(t, L, `local s = "xxxxxxxxxxxxxxxx" for i = 1, 17 do s = s .. s end`, true)
 	want := "error: c.lua:1: concatenation (..): the result would be 2097152 bytes, over the limit of 1048576"
 	if got != want {
 		t.Fatalf("got %s, want %s", got, want)
@@ -145,6 +149,25 @@ func TestConcatChecked(t *testing.T) {
 	} {
 		if got := runChunk(t, L, src, true); got != `string:"ab"` {
 			t.Errorf("%s: got %s", src, got)
+		}
+	}
+}
+
+// TestConcatNumberText: the checked concatenation's own formatting of
+// integral numbers gives the VM's text (lua.LVAsString) for numbers at and
+// around its bounds and for random ones (bit patterns, integers around
+// 2^53, scaled normals).
+func TestConcatNumberText(t *testing.T) {
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 1<<53 - 1, -(1<<53 - 1), 1 << 53, -(1 << 53), 1<<53 + 2,
+		1e15, 1e16, 1e21, 1 << 62, 1 << 63, -(1 << 63), 0.5, -0.5, 0.1, math.Inf(1), math.Inf(-1), math.NaN(),
+		math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, 123456789.000001}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		vals = append(vals, math.Float64frombits(r.Uint64()), float64(r.Int64N(1<<55)-1<<54), math.Trunc(r.NormFloat64()*1e6))
+	}
+	for _, v := range vals {
+		if got, want := asString(lua.LNumber(v)), lua.LVAsString(lua.LNumber(v)); got != want {
+			t.Errorf("%v: got %q, want %q", v, got, want)
 		}
 	}
 }
