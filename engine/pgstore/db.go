@@ -79,6 +79,8 @@ type DB struct {
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
+	// anchors make deep pages by number cheap (see sqlkit.Anchors).
+	anchors sqlkit.Anchors
 	// unsure holds, per model, the commit whose COMMIT was lost with its
 	// connection (see modelTx.Commit).
 	unsure map[string]unsureCommit

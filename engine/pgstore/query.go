@@ -183,6 +183,7 @@ func (db *DB) Rows(ctx context.Context, ident string, q engine.RowQuery) (engine
 			return err
 		}
 		page, err = sqlkit.ReadPage(dialect, &info.Spec.Table, q, sqlkit.Reader{
+			Anchors: &db.anchors,
 			Scalar: func(s sqlkit.Stmt) (int64, error) {
 				var n *int64
 				if err := tx.QueryRow(ctx, s.SQL, s.Args...).Scan(&n); err != nil || n == nil {
@@ -228,3 +229,7 @@ func eachRow(ctx context.Context, tx pgx.Tx, s sqlkit.Stmt, each func([]any)) er
 	}
 	return rows.Err()
 }
+
+// AnchorBuilds returns how many times a table's page anchors were read in
+// full (see sqlkit.Anchors), for the tests.
+func (db *DB) AnchorBuilds() int { return db.anchors.Builds() }

@@ -39,8 +39,12 @@ type Reader struct {
 	// Key reads the values of the one row a statement selects, nil when
 	// it selects none.
 	Key func(Stmt) ([]any, error)
-	// Rows calls each with the values of every row a statement selects.
+	// Rows calls each with the values of every row a statement selects
+	// (vals is reused from row to row).
 	Rows func(s Stmt, each func(vals []any)) error
+	// Anchors, if not nil, is the store's cache of anchor keys, which
+	// makes a deep page by number cheap (see anchors.go).
+	Anchors *Anchors
 }
 
 // deepOffset is the offset from which a page is found in two steps: the
@@ -193,6 +197,27 @@ func ReadPage(d Dialect, t *schema.Table, q engine.RowQuery, r Reader) (engine.R
 	switch {
 	case after != nil:
 		pageFilter, offset = and(cmp(pp, q.Desc, false, after)), 0
+	case q.Offset >= deepOffset && !timeFiltered && r.Anchors != nil:
+		// The key of the page's first row, from the nearest anchor.
+		newest, err := r.Scalar(one(`SELECT max("id") FROM ` + table))
+		if err != nil {
+			return page, fmt.Errorf("newest row: %w", err)
+		}
+		pos := int64(q.Offset)
+		if q.Desc {
+			pos = uncapped - 1 - pos
+		}
+		aq := anchorQuery{d: d, r: r, name: t.Name, table: table, keyCols: keyCols, tuple: tuple, orderAsc: orderBy(false),
+			end: page.End, newest: newest, rows: uncapped}
+		first, ok, err := r.Anchors.firstKey(t.Name, aq, pos)
+		if err != nil {
+			return page, fmt.Errorf("read rows: %w", err)
+		}
+		if ok {
+			pageFilter, offset = and(cmp(pp, q.Desc, true, first)), 0
+			break
+		}
+		fallthrough
 	case q.Offset >= deepOffset:
 		// The key of the page's first row, read from the nearer end of
 		// the range (only without a limit: a limit cuts the far end).

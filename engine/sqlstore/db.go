@@ -74,6 +74,8 @@ type DB struct {
 
 	mu     sync.Mutex
 	tables map[string]*modelTable // ident -> table
+	// anchors make deep pages by number cheap (see sqlkit.Anchors).
+	anchors sqlkit.Anchors
 }
 
 // Open opens (creating if needed) the database at path and runs the

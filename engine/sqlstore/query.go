@@ -191,6 +191,7 @@ func (db *DB) Rows(ctx context.Context, ident string, q engine.RowQuery) (engine
 			return err
 		}
 		page, err = sqlkit.ReadPage(dialect, &info.Spec.Table, q, sqlkit.Reader{
+			Anchors: &db.anchors,
 			Scalar: func(s sqlkit.Stmt) (int64, error) {
 				var n sql.NullInt64
 				err := tx.QueryRowContext(ctx, s.SQL, s.Args...).Scan(&n)
@@ -257,3 +258,7 @@ func keyAt(ctx context.Context, tx *sql.Tx, query string, args []any) ([]any, er
 	}
 	return vals, rows.Err()
 }
+
+// AnchorBuilds returns how many times a table's page anchors were read in
+// full (see sqlkit.Anchors), for the tests.
+func (db *DB) AnchorBuilds() int { return db.anchors.Builds() }

@@ -1,0 +1,240 @@
+package sqlkit
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// A B-tree gives no rank: a page by number deep in a large table walked
+// the key index from the nearer end (OFFSET), half a million entries for a
+// middle page of a million-row table, about 30 requests/s. Anchors keep
+// the key of every anchorEvery-th row of a table in key order, read once
+// in one pass; a deep page then starts from the nearest anchor, and its
+// OFFSET walks at most anchorEvery entries plus the rows added since.
+//
+// Model rows are never deleted, only added (an "id" above every earlier
+// one) or updated in place (same key, same id), so a set of anchors built
+// when the newest row was maxID stays exact for that part of the table:
+// the rows a later snapshot has besides are those with an id above maxID,
+// and those an older snapshot (an End below maxID) lacks are those with
+// an id in (End, maxID]. Both are counted by key in SQL, through the index
+// on "id", so the comparison is the database's own collation.
+
+// anchorEvery is how many rows apart the anchors are.
+const anchorEvery = 512
+
+// anchorSlack is how far a snapshot's newest row id may be from the
+// anchors' before they are read again (when the snapshot is the table's
+// newest) or a page is read without them (an older one): the rows between
+// are counted per request.
+func anchorSlack(rows int64) int64 { return max(4*anchorEvery, rows/256) }
+
+// Anchors caches anchor keys per table, for one store.
+type Anchors struct {
+	mu     sync.Mutex
+	tables map[string]*anchorSet
+	// building holds the tables whose anchors a request is reading: one
+	// full pass per table at a time, the other requests walk the index
+	// meanwhile, as they did before anchors.
+	building map[string]bool
+	// builds counts the full passes, for the tests.
+	builds int
+}
+
+// anchorSet is the anchors of one table as of the snapshot whose newest
+// row id was maxID and row count rows.
+type anchorSet struct {
+	maxID   int64
+	rows    int64
+	lastKey string // the key of row maxID, rendered: a table dropped and made again differs
+	keys    [][]any
+}
+
+func (a *Anchors) get(table string) *anchorSet {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tables[table]
+}
+
+func (a *Anchors) put(table string, s *anchorSet) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tables == nil {
+		a.tables = map[string]*anchorSet{}
+	}
+	a.tables[table] = s
+	a.builds++
+}
+
+func (a *Anchors) claim(table string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.building[table] {
+		return false
+	}
+	if a.building == nil {
+		a.building = map[string]bool{}
+	}
+	a.building[table] = true
+	return true
+}
+
+func (a *Anchors) release(table string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.building, table)
+}
+
+// Builds returns how many times a table's anchors were read in full.
+func (a *Anchors) Builds() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.builds
+}
+
+// anchorQuery is what finding a page's first key by anchors needs from
+// ReadPage: the table, its order and the snapshot's figures.
+type anchorQuery struct {
+	d        Dialect
+	r        Reader
+	name     string   // as table_rows holds it
+	table    string   // quoted
+	keyCols  []string // the order's columns as selected
+	tuple    string   // the order's columns as a tuple
+	orderAsc string
+	end      int64 // the snapshot's End (rows with a greater id are not in it)
+	newest   int64 // the table's newest row id in this snapshot
+	rows     int64 // the rows of the snapshot up to end
+}
+
+// firstKey returns the key of the row at ascending position pos (0-based)
+// among the rows with an id up to q.end, or ok false when anchors cannot
+// serve this snapshot (the caller walks the index instead).
+func (a *Anchors) firstKey(table string, q anchorQuery, pos int64) (key []any, ok bool, err error) {
+	set := a.get(table)
+	if set != nil {
+		if valid, err := set.valid(q); err != nil {
+			return nil, false, err
+		} else if !valid {
+			set = nil
+		}
+	}
+	if set == nil || abs(q.end-set.maxID) > anchorSlack(q.rows) {
+		if q.end != q.newest {
+			return nil, false, nil // an old snapshot: not worth a full pass
+		}
+		if !a.claim(table) {
+			return nil, false, nil
+		}
+		set, err = build(q)
+		a.release(table)
+		if err != nil {
+			return nil, false, err
+		}
+		a.put(table, set)
+	}
+	// The number of rows of the snapshot before key k: the anchors' own
+	// rank, less the rows the snapshot lacks, plus those it has besides.
+	rankOf := func(j int) (int64, error) {
+		rank := int64(j) * anchorEvery
+		lo, hi, sign := set.maxID, q.end, int64(1)
+		if q.end < set.maxID {
+			lo, hi, sign = q.end, set.maxID, -1
+		}
+		if lo == hi {
+			return rank, nil
+		}
+		p := &params{d: q.d}
+		n, err := q.r.Scalar(Stmt{`SELECT count(*) FROM ` + q.table + ` WHERE "id" > ` + p.add(lo) + ` AND "id" <= ` + p.add(hi) +
+			` AND ` + q.tuple + ` < (` + p.list(set.keys[j]) + `)`, p.args})
+		return rank + sign*n, err
+	}
+	j := int(pos / anchorEvery)
+	if j >= len(set.keys) {
+		j = len(set.keys) - 1
+	}
+	var rank int64
+	for ; j >= 0; j-- {
+		if rank, err = rankOf(j); err != nil {
+			return nil, false, err
+		}
+		if rank <= pos {
+			break
+		}
+	}
+	p := &params{d: q.d}
+	where := q.d.IDBound + ` <= ` + p.add(q.end)
+	if j >= 0 {
+		where += ` AND ` + q.tuple + ` >= (` + p.list(set.keys[j]) + `)`
+	} else {
+		rank = 0
+	}
+	key, err = q.r.Key(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` WHERE ` + where +
+		` ORDER BY ` + q.orderAsc + ` LIMIT 1 OFFSET ` + p.add(pos-rank), p.args})
+	return key, key != nil, err
+}
+
+// valid tells whether set still describes the table: no row was added
+// between its newest and this snapshot's but those with greater ids (a
+// table dropped and made again, say by a rebuild, fails this).
+func (set *anchorSet) valid(q anchorQuery) (bool, error) {
+	p := &params{d: q.d}
+	last, err := q.r.Key(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` WHERE "id" = ` + p.add(set.maxID), p.args})
+	if err != nil || last == nil || render(last) != set.lastKey {
+		return false, err
+	}
+	p = &params{d: q.d}
+	added, err := q.r.Scalar(Stmt{`SELECT count(*) FROM ` + q.table + ` WHERE "id" > ` + p.add(set.maxID) + ` AND "id" <= ` + p.add(q.newest), p.args})
+	if err != nil {
+		return false, err
+	}
+	// The snapshot's whole table (up to its newest row) against the set's.
+	total, err := q.r.Scalar(Stmt{`SELECT n FROM table_rows WHERE name = ` + q.d.Param(1), []any{q.name}})
+	return err == nil && total == set.rows+added, err
+}
+
+// build reads every anchorEvery-th key of the table in this snapshot.
+func build(q anchorQuery) (*anchorSet, error) {
+	set := &anchorSet{maxID: q.newest}
+	p := &params{d: q.d}
+	last, err := q.r.Key(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` WHERE "id" = ` + p.add(q.newest), p.args})
+	if err != nil {
+		return nil, fmt.Errorf("anchors: %w", err)
+	}
+	set.lastKey = render(last)
+	var i int64
+	err = q.r.Rows(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` ORDER BY ` + q.orderAsc, nil}, func(vals []any) {
+		if i%anchorEvery == 0 {
+			k := make([]any, len(vals))
+			for c, v := range vals {
+				k[c] = KeyValue(v)
+			}
+			set.keys = append(set.keys, k)
+		}
+		i++
+	})
+	if err != nil {
+		return nil, fmt.Errorf("anchors: %w", err)
+	}
+	set.rows = i
+	return set, nil
+}
+
+func render(key []any) string { return fmt.Sprintf("%#v", key) }
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// list adds vals as parameters and returns their markers, comma-separated.
+func (p *params) list(vals []any) string {
+	ph := make([]string, len(vals))
+	for i, v := range vals {
+		ph[i] = p.add(v)
+	}
+	return strings.Join(ph, ", ")
+}
