@@ -31,6 +31,13 @@ const concatKey = "\x00sandbox.concat"
 // Compile compiles a parsed chunk for a state built by NewState: every ..
 // becomes a call of the state's checked concatenation (see above). Run the
 // result with Chunk, not lua.NewFunctionFromProto.
+//
+// The call takes a register or two more than the VM's instruction (one
+// for the function called), and a chain nested as the left operand of
+// another one more per level: a function near gopher-lua's limit of 200
+// registers may no longer compile ("register overflow"), measured against
+// stock: 197 to 199 locals and a .., chains of 199 or 200 operands, left
+// operands nested 200 deep. No shipped script comes near it.
 func Compile(chunk []ast.Stmt, name string) (*lua.FunctionProto, error) {
 	rewriteStmts(chunk)
 	// local <concatLocal> = ...
