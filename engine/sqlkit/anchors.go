@@ -24,10 +24,13 @@ import (
 // anchorEvery is how many rows apart the anchors are.
 const anchorEvery = 512
 
-// anchorSlack is how far a snapshot's newest row id may be from the
-// anchors' before they are read again (when the snapshot is the table's
-// newest) or a page is read without them (an older one): the rows between
-// are counted per request.
+// anchorSlack is how many rows may lie between a snapshot's End and the
+// anchors' newest row (by "id") before the anchors are read again (when
+// the snapshot is the table's newest) or a page is read without them (an
+// older one): those rows are counted per request. It counts rows, not ids:
+// an upsert that updates a row still takes a number from the store (the
+// row keeps its old one), so a batch of many updates and a few new rows
+// moves the newest id far on while the table barely changes.
 func anchorSlack(rows int64) int64 { return max(4*anchorEvery, rows/256) }
 
 // Anchors caches anchor keys per table, for one store.
@@ -120,7 +123,14 @@ func (a *Anchors) firstKey(table string, q anchorQuery, pos int64) (key []any, o
 			set = nil
 		}
 	}
-	if set == nil || abs(q.end-set.maxID) > anchorSlack(q.rows) {
+	if set != nil {
+		if far, err := set.far(q); err != nil {
+			return nil, false, err
+		} else if far {
+			set = nil
+		}
+	}
+	if set == nil {
 		if q.end != q.newest {
 			return nil, false, nil // an old snapshot: not worth a full pass
 		}
@@ -194,6 +204,23 @@ func (set *anchorSet) valid(q anchorQuery) (bool, error) {
 	return err == nil && total == set.rows+added, err
 }
 
+// far tells whether more than anchorSlack rows lie between the set's
+// newest row and the snapshot's End, counting no further than that.
+func (set *anchorSet) far(q anchorQuery) (bool, error) {
+	lo, hi := min(set.maxID, q.end), max(set.maxID, q.end)
+	if lo == hi {
+		return false, nil
+	}
+	slack := anchorSlack(q.rows)
+	p := &params{d: q.d}
+	n, err := q.r.Scalar(Stmt{`SELECT count(*) FROM (SELECT 1 FROM ` + q.table + ` WHERE "id" > ` + p.add(lo) + ` AND "id" <= ` + p.add(hi) +
+		` LIMIT ` + p.add(slack+1) + `) AS moved`, p.args})
+	if err != nil {
+		return false, fmt.Errorf("anchors: %w", err)
+	}
+	return n > slack, nil
+}
+
 // build reads every anchorEvery-th key of the table in this snapshot.
 func build(q anchorQuery) (*anchorSet, error) {
 	set := &anchorSet{maxID: q.newest}
@@ -222,13 +249,6 @@ func build(q anchorQuery) (*anchorSet, error) {
 }
 
 func render(key []any) string { return fmt.Sprintf("%#v", key) }
-
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
 
 // list adds vals as parameters and returns their markers, comma-separated.
 func (p *params) list(vals []any) string {
