@@ -17,19 +17,7 @@ import (
 // is still the right slice.
 func TestAnchorsNoticeChangedTable(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "a.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Register(ctx, testSpec("v-1h")); err != nil {
-		t.Fatal(err)
-	}
-	var ops []engine.RowOp
-	for i := 0; i < 3000; i++ {
-		ops = append(ops, engine.RowOp{Kind: engine.OpAdd, Row: engine.Row{"timestamp": float64(3600 * (i / 3)), "category": fmt.Sprint("c", i%3), "volume": int64(i)}})
-	}
-	commitBatch(t, db, "v-1h", ops, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "a"}})
+	db := anchorTable(t, 3000, 3)
 	page := func(off int) [][]any {
 		p, err := db.Rows(ctx, "v-1h", engine.RowQuery{Offset: off, Count: 5})
 		if err != nil {
@@ -59,19 +47,7 @@ func TestAnchorsNoticeChangedTable(t *testing.T) {
 // index meanwhile and give the same pages.
 func TestAnchorsReadOnceUnderConcurrentPages(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "a.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Register(ctx, testSpec("v-1h")); err != nil {
-		t.Fatal(err)
-	}
-	var ops []engine.RowOp
-	for i := 0; i < 20000; i++ {
-		ops = append(ops, engine.RowOp{Kind: engine.OpAdd, Row: engine.Row{"timestamp": float64(3600 * (i / 4)), "category": fmt.Sprint("c", i%4), "volume": int64(i)}})
-	}
-	commitBatch(t, db, "v-1h", ops, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "a"}})
+	db := anchorTable(t, 20000, 4)
 	errs := make(chan error, 16)
 	for g := 0; g < 16; g++ {
 		go func() {
@@ -91,4 +67,25 @@ func TestAnchorsReadOnceUnderConcurrentPages(t *testing.T) {
 	if n := db.AnchorBuilds(); n != 1 {
 		t.Errorf("anchors read %d times, want 1", n)
 	}
+}
+
+// anchorTable returns a database whose model v-1h holds n rows, perHour
+// categories an hour, committed at once.
+func anchorTable(t *testing.T, n, perHour int) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "a.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Register(ctx, testSpec("v-1h")); err != nil {
+		t.Fatal(err)
+	}
+	var ops []engine.RowOp
+	for i := 0; i < n; i++ {
+		ops = append(ops, engine.RowOp{Kind: engine.OpAdd, Row: engine.Row{"timestamp": float64(3600 * (i / perHour)), "category": fmt.Sprint("c", i%perHour), "volume": int64(i)}})
+	}
+	commitBatch(t, db, "v-1h", ops, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "a"}})
+	return db
 }
