@@ -310,11 +310,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 	if mt == nil {
 		return fmt.Errorf("promote %s: %w", shadow, engine.ErrNotFound)
 	}
+	var oldTable string
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockRegister); err != nil {
 			return err
 		}
-		var oldTable string
 		err := tx.QueryRow(ctx, `SELECT table_name FROM models WHERE ident = $1`, target).Scan(&oldTable)
 		if err != nil && !errNoRows(err) {
 			return err
@@ -354,6 +354,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 	db.tables[target] = mt
 	delete(db.tables, shadow)
 	db.mu.Unlock()
+	// The dropped table's anchors are of no more use (were its name to
+	// come back, their table identity check would refuse them).
+	if oldTable != mt.t.Name {
+		db.anchors.Forget(oldTable)
+	}
 	return nil
 }
 

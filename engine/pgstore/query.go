@@ -165,6 +165,7 @@ var dialect = sqlkit.Dialect{
 		return quote(c.Name)
 	},
 	IDBound: `"id"`,
+	TableID: `SELECT to_regclass($1)::oid::bigint`,
 }
 
 // Rows reads one page of a model table, with the semantics of sqlstore's

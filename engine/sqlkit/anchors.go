@@ -51,6 +51,13 @@ type anchorSet struct {
 	maxID   int64
 	rows    int64
 	lastKey string // the key of row maxID, rendered: a table dropped and made again differs
+	// tableID is the table's identity in the database (Dialect.TableID),
+	// which a table dropped and made again does not keep, whatever rows
+	// it holds; 0 where the dialect has none. A model's table name comes
+	// back when its declaration is changed and changed back (a rebuilt
+	// table is named after the declaration's fingerprint), and the rows
+	// of the new table need not be the old one's.
+	tableID int64
 	keys    [][]any
 }
 
@@ -87,6 +94,13 @@ func (a *Anchors) release(table string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.building, table)
+}
+
+// Forget drops the anchors of a table the store dropped, to free them.
+func (a *Anchors) Forget(table string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.tables, table)
 }
 
 // Builds returns how many times a table's anchors were read in full.
@@ -189,6 +203,9 @@ func (a *Anchors) firstKey(table string, q anchorQuery, pos int64) (key []any, o
 // between its newest and this snapshot's but those with greater ids (a
 // table dropped and made again, say by a rebuild, fails this).
 func (set *anchorSet) valid(q anchorQuery) (bool, error) {
+	if id, err := tableID(q); err != nil || id != set.tableID {
+		return false, err
+	}
 	p := &params{d: q.d}
 	last, err := q.r.Key(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` WHERE "id" = ` + p.add(set.maxID), p.args})
 	if err != nil || last == nil || render(last) != set.lastKey {
@@ -224,6 +241,10 @@ func (set *anchorSet) far(q anchorQuery) (bool, error) {
 // build reads every anchorEvery-th key of the table in this snapshot.
 func build(q anchorQuery) (*anchorSet, error) {
 	set := &anchorSet{maxID: q.newest}
+	var err error
+	if set.tableID, err = tableID(q); err != nil {
+		return nil, err
+	}
 	p := &params{d: q.d}
 	last, err := q.r.Key(Stmt{`SELECT ` + strings.Join(q.keyCols, ", ") + ` FROM ` + q.table + ` WHERE "id" = ` + p.add(q.newest), p.args})
 	if err != nil {
@@ -246,6 +267,19 @@ func build(q anchorQuery) (*anchorSet, error) {
 	}
 	set.rows = i
 	return set, nil
+}
+
+// tableID reads the table's identity in the database, 0 where the
+// dialect has none.
+func tableID(q anchorQuery) (int64, error) {
+	if q.d.TableID == "" {
+		return 0, nil
+	}
+	id, err := q.r.Scalar(Stmt{q.d.TableID, []any{q.table}})
+	if err != nil {
+		return 0, fmt.Errorf("anchors: table identity: %w", err)
+	}
+	return id, nil
 }
 
 func render(key []any) string { return fmt.Sprintf("%#v", key) }

@@ -23,6 +23,12 @@ type Dialect struct {
 	// the whole table, so the order's index is walked and each entry's row
 	// id (which every index entry holds) is checked.
 	IDBound string
+	// TableID, if not empty, selects an integer that identifies a table
+	// (its parameter is the quoted name) and that a table dropped and
+	// made again under the same name does not keep (PostgreSQL's OID;
+	// SQLite's schema version), even when another process changed it.
+	// Page anchors check it (see Anchors).
+	TableID string
 }
 
 // Stmt is one statement and its arguments.

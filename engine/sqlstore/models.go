@@ -585,6 +585,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 	db.tables[target] = mt
 	delete(db.tables, shadow)
 	db.mu.Unlock()
+	// The dropped table's anchors are of no more use (were its name to
+	// come back, their table identity check would refuse them).
+	if oldTable != mt.t.Name {
+		db.anchors.Forget(oldTable)
+	}
 	_ = old
 	return nil
 }

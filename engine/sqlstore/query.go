@@ -172,6 +172,10 @@ var dialect = sqlkit.Dialect{
 	Quote:   schema.Quote,
 	Select:  func(c schema.Column) string { return schema.Quote(c.Name) },
 	IDBound: `+"id"`,
+	// SQLite has no identity per table; its schema version moves with
+	// every table created or dropped in the file (by any process), which
+	// is rare enough that all anchors may be read again then.
+	TableID: `SELECT schema_version FROM pragma_schema_version() WHERE ? IS NOT NULL`,
 }
 
 // Rows reads one page of a model table; see engine.RowQuery for the
