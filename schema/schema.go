@@ -184,7 +184,11 @@ func (t *Table) Validate() error {
 		keySeen[k] = true
 	}
 	for i := range t.Columns {
-		if keySeen[t.Columns[i].Name] {
+		// Written only when it changes: a store validates a model's
+		// table again at every lease grant, while the runners of an
+		// earlier grant may still read the same columns (a data race,
+		// though the value is the same).
+		if keySeen[t.Columns[i].Name] && !t.Columns[i].NotNull {
 			t.Columns[i].NotNull = true
 		}
 	}
