@@ -96,12 +96,15 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 			e.mu.Unlock()
 			return nil // removed, or released meanwhile
 		}
-		same := r.fence != nil && *r.fence == f && r.active()
+		// r.fence is read under e.mu: Run sets it (mayStart) when it
+		// starts a runner whose lease was granted before Run began.
+		held := r.fence != nil && *r.fence == f
+		same := held && r.active()
 		e.mu.Unlock()
 		if same && !r.isFailed() {
 			return nil
 		}
-		if r.fence != nil && *r.fence == f && r.failedReason() != "" {
+		if held && r.failedReason() != "" {
 			return nil // failed under this lease: it waits for a fix and a reload
 		}
 		r.stop()
