@@ -37,22 +37,7 @@ func TestDeepPagesByAnchors(t *testing.T) {
 			}
 			commit(t, db, "a", ops, nil, engine.Checkpoint{Cursor: engine.Position{TimeUS: seq, Key: "k"}})
 		}
-		// all lists the table at End by key, 97 rows a page: the oracle.
-		all := func(end int64) [][]any {
-			var rows [][]any
-			var after []any
-			for {
-				page, err := db.Rows(ctx, "a", engine.RowQuery{Count: 97, After: after, End: end})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows = append(rows, page.Rows...)
-				if len(page.Rows) < 97 {
-					return rows
-				}
-				after = page.Last
-			}
-		}
+		all := func(end int64) [][]any { return listByKey(t, db, "a", end, 97) }
 		check := func(what string, end int64) {
 			t.Helper()
 			want := all(end)
@@ -102,6 +87,26 @@ func TestDeepPagesByAnchors(t *testing.T) {
 		}
 		check("old snapshot, far behind", old)
 	})
+}
+
+// listByKey lists the model's table as of end (0: the newest) page after
+// page by key, per rows a page: the oracle of the deep pages by number,
+// which it does not use.
+func listByKey(t *testing.T, db store, ident string, end int64, per int) [][]any {
+	t.Helper()
+	var rows [][]any
+	var after []any
+	for {
+		page, err := db.Rows(t.Context(), ident, engine.RowQuery{Count: per, After: after, End: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, page.Rows...)
+		if len(page.Rows) < per {
+			return rows
+		}
+		after = page.Last
+	}
 }
 
 func short(rows [][]any) string {

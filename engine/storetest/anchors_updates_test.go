@@ -31,21 +31,7 @@ func TestAnchorsKeptWhileRowsUpdate(t *testing.T) {
 			cursor++
 			commit(t, db, "u", ops, nil, engine.Checkpoint{Cursor: engine.Position{TimeUS: cursor, Key: "k"}})
 		}
-		all := func(end int64) [][]any {
-			var rows [][]any
-			var after []any
-			for {
-				page, err := db.Rows(ctx, "u", engine.RowQuery{Count: 250, After: after, End: end})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows = append(rows, page.Rows...)
-				if len(page.Rows) < 250 {
-					return rows
-				}
-				after = page.Last
-			}
-		}
+		all := func(end int64) [][]any { return listByKey(t, db, "u", end, 250) }
 		check := func(what string, end int64) {
 			t.Helper()
 			want := all(end)
