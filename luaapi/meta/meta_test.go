@@ -80,15 +80,25 @@ func TestMissingFieldsGiveDefaults(t *testing.T) {
 	}
 }
 
-func TestSyntaxErrorNamesFileAndLine(t *testing.T) {
+// rulesFolder returns a new rules folder holding the shipped rules'
+// shared files (_lib.lua and _default.lua), to which a test adds its own.
+func rulesFolder(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"_lib.lua", "_default.lua"} {
 		b, err := os.ReadFile(filepath.Join(rulesDir, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return dir
+}
+
+func TestSyntaxErrorNamesFileAndLine(t *testing.T) {
+	dir := rulesFolder(t)
 	os.WriteFile(filepath.Join(dir, "broken.lua"), []byte("local P = processor{name = 'x'}\n\nfunction P.subtitle(msg)\n  return msg.msg.\nend\n"), 0o644)
 	_, err := Load(dir, nil)
 	if err == nil {
@@ -106,11 +116,7 @@ func TestSyntaxErrorNamesFileAndLine(t *testing.T) {
 }
 
 func TestSandbox(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"_lib.lua", "_default.lua"} {
-		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
-	}
+	dir := rulesFolder(t)
 	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
 local P = processor{name = "x"}
 function P.subtitle(msg)
@@ -443,11 +449,7 @@ func TestComputeSomeEqualsCompute(t *testing.T) {
 // run: a title rule that fails counts an error only once a model asks for
 // the title, and only once per message.
 func TestComputeSomeRunsOnlyWhatIsAsked(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"_lib.lua", "_default.lua"} {
-		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
-	}
+	dir := rulesFolder(t)
 	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
 local P = processor{name = "x"}
 function P.usernames(msg) return {msg.msg.user} end
@@ -484,11 +486,7 @@ function P.title(msg) error("title rule broken") end
 // expects it, it is computed only when asked. The packages rule fails, so
 // Errors counts each time it runs.
 func TestExpectedHelpersComputedTogether(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"_lib.lua", "_default.lua"} {
-		b, _ := os.ReadFile(filepath.Join(rulesDir, f))
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
-	}
+	dir := rulesFolder(t)
 	os.WriteFile(filepath.Join(dir, "x.lua"), []byte(`
 local P = processor{name = "x"}
 function P.usernames(msg) return {msg.msg.user} end
