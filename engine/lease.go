@@ -92,9 +92,12 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 	for {
 		e.mu.Lock()
 		r := e.runners[id]
-		if r == nil || e.leases[key] != f {
+		if r == nil || e.leases[key] != f || r.replaced {
+			// Removed, released meanwhile, or stopped by the promotion of
+			// its rebuilt table, whose runner takes its place under this
+			// lease: started again, it would run beside that one.
 			e.mu.Unlock()
-			return nil // removed, or released meanwhile
+			return nil
 		}
 		// r.fence is read under e.mu: Run sets it (mayStart) when it
 		// starts a runner whose lease was granted before Run began.
@@ -126,7 +129,7 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 		fc := f
 		nr.fence = &fc
 		e.mu.Lock()
-		if e.runners[id] == r && !r.active() {
+		if e.runners[id] == r && !r.active() && !r.replaced {
 			e.runners[id] = nr
 			if e.running != nil {
 				e.start(nr)

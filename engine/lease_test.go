@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +281,132 @@ func TestLeaseMovesABacklogModelAfterItsStart(t *testing.T) {
 	run(t, b)
 	if got := db.counts(t, "m")["t"]; got != 3 {
 		t.Errorf("counted %d messages, want 3 (b processed %v)", got, mb.seen)
+	}
+}
+
+// gateStore is the fenced store with two gates a test opens by hand: the
+// next Register once armed, and every Promote, tell the test they were
+// called (on registerIn, promoteIn) and wait until it lets them go on
+// (letRegister, letPromote; both at the test's end).
+type gateStore struct {
+	*fencedStore
+	registerArmed          atomic.Bool
+	registerIn, registerGo chan struct{}
+	promoteIn, promoteGo   chan struct{}
+	letRegister            func()
+	letPromote             func()
+}
+
+func newGateStore(db *testDB) *gateStore {
+	s := &gateStore{fencedStore: newFencedStore(db),
+		registerIn: make(chan struct{}, 1), registerGo: make(chan struct{}),
+		promoteIn: make(chan struct{}, 1), promoteGo: make(chan struct{})}
+	s.letRegister = sync.OnceFunc(func() { close(s.registerGo) })
+	s.letPromote = sync.OnceFunc(func() { close(s.promoteGo) })
+	return s
+}
+
+func (s *gateStore) Register(ctx context.Context, spec *engine.ModelSpec) (engine.ModelStatus, error) {
+	if s.registerArmed.CompareAndSwap(true, false) {
+		s.registerIn <- struct{}{}
+		<-s.registerGo
+	}
+	return s.fencedStore.DB.Register(ctx, spec)
+}
+
+func (s *gateStore) Promote(ctx context.Context, shadow, target string) error {
+	s.promoteIn <- struct{}{}
+	<-s.promoteGo
+	return s.fencedStore.DB.Promote(ctx, shadow, target)
+}
+
+// gateIn waits until a gate of the store is entered.
+func gateIn(t *testing.T, in chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-in:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s was not called", what)
+	}
+}
+
+// TestLeaseGrantDuringPromotion: the coordinator grants every held lease
+// again at each heartbeat. A grant that meets the promotion of a rebuilt
+// table (the old model stopped, the tables swapping in the store) must not
+// start the old model again: once the promotion replaces it, nothing could
+// stop it, and two runners would commit the model. The grant comes while
+// the store swaps the tables, or began before (a new token: it stopped the
+// old model and was registering it again when the promotion started).
+func TestLeaseGrantDuringPromotion(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(map[bool]string{false: "DuringSwap", true: "BeganBefore"}[early], func(t *testing.T) {
+			db := openTestDB(t, "")
+			gs := newGateStore(db)
+			ctx := context.Background()
+			f := engine.Fence{Holder: "a", Token: 1}
+			gs.setLease("m", f)
+			e := engine.New(gs, quietConfig(engine.Config{Leased: true, BatchInterval: 20 * time.Millisecond}))
+			old := newFake("m")
+			var oldProcessed atomic.Int64
+			old.onProc = func(*engine.Message) { oldProcessed.Add(1) }
+			if err := e.Add(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			stop := runFollow(t, e)
+			defer stop()
+			defer gs.letRegister()
+			defer gs.letPromote()
+			if err := e.Grant(ctx, "m", f); err != nil {
+				t.Fatal(err)
+			}
+			msgs := messages(t, "p", 0, 3)
+			ingest(t, e, msgs...)
+			if !within(5*time.Second, func() bool { return db.model(t, "m").Cursor == msgs[2].Pos() }) {
+				t.Fatal("the model did not commit the first messages")
+			}
+			oldTable := db.servingTable(t, "m")
+			granted := make(chan error, 1)
+			if early {
+				f = engine.Fence{Holder: "a", Token: 2}
+				gs.registerArmed.Store(true)
+				go func() { granted <- e.Grant(ctx, "m", f) }()
+				gateIn(t, gs.registerIn, "Register")
+				gs.setLease("m", f) // the old model has stopped
+			}
+			if res := e.Reload(ctx, []engine.Model{widened("m")}, nil); len(res.Rebuilding) != 1 || len(res.Errors) > 0 {
+				t.Fatalf("Reload = %+v, want m rebuilding", res)
+			}
+			gateIn(t, gs.promoteIn, "Promote")
+			if early {
+				gs.letRegister()
+			} else {
+				go func() { granted <- e.Grant(ctx, "m", f) }()
+			}
+			select {
+			case err := <-granted:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Grant did not return")
+			}
+			gs.letPromote()
+			if !within(5*time.Second, func() bool { return len(e.Stats()) == 1 && db.servingTable(t, "m") != oldTable }) {
+				t.Fatalf("the rebuilt table was not promoted: %+v", e.Stats())
+			}
+			before := oldProcessed.Load()
+			m4 := message(t, "p4", tBuild, 2000)
+			ingest(t, e, m4)
+			if !within(5*time.Second, func() bool { return db.model(t, "m").Cursor == m4.Pos() }) {
+				t.Fatalf("the promoted model did not commit a new message: %+v", e.Stats())
+			}
+			if within(500*time.Millisecond, func() bool { return oldProcessed.Load() > before }) {
+				t.Error("the old model processed a message after its table was replaced: the grant started it again")
+			}
+			stop()
+			if old.opens != 1 {
+				t.Errorf("the old model was opened %d times, want once", old.opens)
+			}
+		})
 	}
 }

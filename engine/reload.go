@@ -281,6 +281,9 @@ func (e *Engine) promote(ctx context.Context, r *runner) error {
 		return nil
 	}
 	old := e.runners[target]
+	if old != nil {
+		old.replaced = true
+	}
 	e.mu.Unlock()
 	if old != nil && old.cancel != nil {
 		old.cancel()

@@ -59,6 +59,10 @@ type runner struct {
 
 	cancel context.CancelFunc // set while running
 	done   chan struct{}      // closed when the goroutine returns
+	// replaced is set, under e.mu, when a promotion stops the runner to
+	// put its rebuilt table's runner in its place: a grant must not start
+	// it again (see grant).
+	replaced bool
 	// fence goes with every commit when the model runs under a lease
 	// (Config.Leased); set before the goroutine starts, never after.
 	fence *Fence
