@@ -87,7 +87,8 @@ func (e *Engine) Grant(ctx context.Context, key string, f Fence) error {
 // grant replaces the runner of ident by a fresh one with fence f, unless
 // it already runs with f. The old runner is stopped first, and the new
 // one put in only if no one started the old one meanwhile (Run starts
-// the runners whose key is granted): a model never runs twice here.
+// the runners whose key is granted) and the lease is still f: a model
+// never runs twice here, nor after a Release.
 func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 	for {
 		e.mu.Lock()
@@ -129,7 +130,10 @@ func (e *Engine) grant(ctx context.Context, id, key string, f Fence) error {
 		fc := f
 		nr.fence = &fc
 		e.mu.Lock()
-		if e.runners[id] == r && !r.active() && !r.replaced {
+		// The lease is looked at again: a Release while the old runner
+		// stopped or the model registered has stopped what it found,
+		// and the new runner must not start after it.
+		if e.runners[id] == r && !r.active() && !r.replaced && e.leases[key] == f {
 			e.runners[id] = nr
 			if e.running != nil {
 				e.start(nr)

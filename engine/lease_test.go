@@ -330,6 +330,19 @@ func gateIn(t *testing.T, in chan struct{}, what string) {
 	}
 }
 
+// grantDone waits for the error of a Grant made on another goroutine.
+func grantDone(t *testing.T, granted <-chan error) {
+	t.Helper()
+	select {
+	case err := <-granted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Grant did not return")
+	}
+}
+
 // TestLeaseGrantDuringPromotion: the coordinator grants every held lease
 // again at each heartbeat. A grant that meets the promotion of a rebuilt
 // table (the old model stopped, the tables swapping in the store) must not
@@ -382,14 +395,7 @@ func TestLeaseGrantDuringPromotion(t *testing.T) {
 			} else {
 				go func() { granted <- e.Grant(ctx, "m", f) }()
 			}
-			select {
-			case err := <-granted:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Grant did not return")
-			}
+			grantDone(t, granted)
 			gs.letPromote()
 			if !within(5*time.Second, func() bool { return len(e.Stats()) == 1 && db.servingTable(t, "m") != oldTable }) {
 				t.Fatalf("the rebuilt table was not promoted: %+v", e.Stats())
@@ -408,5 +414,40 @@ func TestLeaseGrantDuringPromotion(t *testing.T) {
 				t.Errorf("the old model was opened %d times, want once", old.opens)
 			}
 		})
+	}
+}
+
+// TestLeaseReleaseDuringGrant: a Release that comes while a Grant of the
+// same key is registering the model again (after stopping its runner)
+// ends with the model stopped, as it would had it come after the Grant:
+// the grant must not put in and start a runner for a lease no longer held.
+func TestLeaseReleaseDuringGrant(t *testing.T) {
+	db := openTestDB(t, "")
+	gs := newGateStore(db)
+	ctx := context.Background()
+	f := engine.Fence{Holder: "a", Token: 1}
+	gs.setLease("m", f)
+	e := engine.New(gs, quietConfig(engine.Config{Leased: true, BatchSize: 1}))
+	if err := e.Add(ctx, newFake("m")); err != nil {
+		t.Fatal(err)
+	}
+	defer runFollow(t, e)()
+	defer gs.letRegister()
+	gs.registerArmed.Store(true)
+	granted := make(chan error, 1)
+	go func() { granted <- e.Grant(ctx, "m", f) }()
+	gateIn(t, gs.registerIn, "Register")
+	e.Release("m")
+	gs.letRegister()
+	grantDone(t, granted)
+	if st := stats(e, "m"); st.Running {
+		t.Errorf("the model runs after its lease was released: %+v", st)
+	}
+	if g := e.Granted(); len(g) != 0 {
+		t.Errorf("Granted = %v after the release", g)
+	}
+	ingest(t, e, messages(t, "r", 0, 2)...)
+	if within(500*time.Millisecond, func() bool { return stats(e, "m").Processed > 0 }) {
+		t.Error("the model processed messages after its lease was released")
 	}
 }
