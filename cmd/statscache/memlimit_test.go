@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"flag"
+	"runtime/debug"
+	"testing"
+)
 
 func TestByteSizeFlag(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "200MiB": 200 << 20, "2GiB": 2 << 30, "64KiB": 64 << 10} {
@@ -17,6 +21,36 @@ func TestByteSizeFlag(t *testing.T) {
 		var b byteSize
 		if err := b.Set(in); err == nil {
 			t.Errorf("Set(%q) accepted: %d", in, b)
+		}
+	}
+}
+
+// The collection pace defaults to 50 (see defaultGCPercent), a GOGC in the
+// environment wins over that default, and an explicit flag wins over both.
+func TestGCPercentFlag(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want int // the pace in force afterwards
+	}{
+		{"", nil, 50},
+		{"200", nil, 100}, // left alone: the runtime read GOGC at start; here it is 100
+		{"200", []string{"--gc-percent", "70"}, 70},
+		{"", []string{"--gc-percent", "0"}, 100},
+	} {
+		t.Setenv("GOGC", tc.env)
+		debug.SetGCPercent(100)
+		var c common
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		c.register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		c.memoryLimit = 0
+		c.tuneRuntime()
+		if got := debug.SetGCPercent(100); got != tc.want {
+			t.Errorf("GOGC=%q %v: pace %d, want %d", tc.env, tc.args, got, tc.want)
 		}
 	}
 }
