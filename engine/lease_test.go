@@ -330,16 +330,17 @@ func gateIn(t *testing.T, in chan struct{}, what string) {
 	}
 }
 
-// grantDone waits for the error of a Grant made on another goroutine.
-func grantDone(t *testing.T, granted <-chan error) {
+// returned waits for the error of a call (what) made on another
+// goroutine, and fails the test on one.
+func returned(t *testing.T, errc <-chan error, what string) {
 	t.Helper()
 	select {
-	case err := <-granted:
+	case err := <-errc:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Grant did not return")
+		t.Fatal(what + " did not return")
 	}
 }
 
@@ -395,7 +396,7 @@ func TestLeaseGrantDuringPromotion(t *testing.T) {
 			} else {
 				go func() { granted <- e.Grant(ctx, "m", f) }()
 			}
-			grantDone(t, granted)
+			returned(t, granted, "Grant")
 			gs.letPromote()
 			if !within(5*time.Second, func() bool { return len(e.Stats()) == 1 && db.servingTable(t, "m") != oldTable }) {
 				t.Fatalf("the rebuilt table was not promoted: %+v", e.Stats())
@@ -439,7 +440,7 @@ func TestLeaseReleaseDuringGrant(t *testing.T) {
 	gateIn(t, gs.registerIn, "Register")
 	e.Release("m")
 	gs.letRegister()
-	grantDone(t, granted)
+	returned(t, granted, "Grant")
 	if st := stats(e, "m"); st.Running {
 		t.Errorf("the model runs after its lease was released: %+v", st)
 	}
@@ -449,5 +450,64 @@ func TestLeaseReleaseDuringGrant(t *testing.T) {
 	ingest(t, e, messages(t, "r", 0, 2)...)
 	if within(500*time.Millisecond, func() bool { return stats(e, "m").Processed > 0 }) {
 		t.Error("the model processed messages after its lease was released")
+	}
+}
+
+// TestLeaseGrantWhileRunEnds: once Run's context has ended, a Grant (the
+// coordinator's tick runs on until it sees the end too) must not start a
+// model: the other models are making their last commits and Run waits for
+// them, and a runner started then is one Run may already have stopped
+// waiting for.
+func TestLeaseGrantWhileRunEnds(t *testing.T) {
+	db := openTestDB(t, "")
+	fs := newFencedStore(db)
+	ctx := context.Background()
+	fSlow, fM := engine.Fence{Holder: "a", Token: 1}, engine.Fence{Holder: "a", Token: 2}
+	fs.setLease("slow", fSlow)
+	fs.setLease("m", fM)
+	e := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 100}))
+	slow, m := newFake("slow"), newFake("m")
+	var processed atomic.Int64
+	slow.onProc = func(*engine.Message) { processed.Add(1) }
+	var hold atomic.Bool
+	flushIn, flushGo := make(chan struct{}, 1), make(chan struct{})
+	letFlush := sync.OnceFunc(func() { close(flushGo) })
+	defer letFlush()
+	slow.onFlush = func(*fakeModel) {
+		if hold.Load() {
+			flushIn <- struct{}{}
+			<-flushGo
+		}
+	}
+	for _, mod := range []engine.Model{slow, m} {
+		if err := e.Add(ctx, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(runCtx, true) }()
+	if err := e.Grant(ctx, "slow", fSlow); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, e, messages(t, "w", 0, 3)...)
+	if !within(5*time.Second, func() bool { return processed.Load() == 3 }) {
+		t.Fatal("the model did not process the messages")
+	}
+	// Run ends; slow's last commit holds it up.
+	hold.Store(true)
+	cancel()
+	gateIn(t, flushIn, "slow's last Flush")
+	if err := e.Grant(ctx, "m", fM); err != nil {
+		t.Fatal(err)
+	}
+	letFlush()
+	returned(t, ran, "Run")
+	if m.opens != 0 {
+		t.Errorf("model m was started %d times after Run's context ended", m.opens)
+	}
+	if st := stats(e, "m"); st.Running {
+		t.Errorf("model m runs after Run returned: %+v", st)
 	}
 }

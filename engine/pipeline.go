@@ -164,7 +164,32 @@ type Engine struct {
 type runState struct {
 	ctx    context.Context
 	follow bool
-	wg     sync.WaitGroup
+	// n counts the runners' goroutines, under e.mu. Once ended is set
+	// (under e.mu: when Run's context has ended in follow mode, or a
+	// replay's last runner has returned) no runner starts any more, and
+	// idle is closed when n is 0: Run returns then, and no runner started
+	// by a Grant or an Add at its end outlives it.
+	n     int
+	ended bool
+	idle  chan struct{}
+}
+
+// settle closes rs.idle once rs has ended and its last runner returned.
+// A replay ends with its last runner. e.mu is held.
+func (rs *runState) settle() {
+	if rs.n > 0 {
+		return
+	}
+	if !rs.follow {
+		rs.ended = true
+	}
+	if rs.ended {
+		select {
+		case <-rs.idle:
+		default:
+			close(rs.idle)
+		}
+	}
 }
 
 // New returns an engine over store. Add models, then Run.
@@ -261,15 +286,24 @@ func (e *Engine) add(ctx context.Context, m Model, promoteTo string) error {
 	return nil
 }
 
-// start runs r's goroutine under the active Run. e.mu is held.
+// start runs r's goroutine under the active Run, unless Run is ending:
+// its context ended, or it returns. e.mu is held.
 func (e *Engine) start(r *runner) {
 	rs := e.running
+	if rs.ended || rs.ctx.Err() != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(rs.ctx)
 	r.cancel = cancel
 	r.done = make(chan struct{})
-	rs.wg.Add(1)
+	rs.n++
 	go func() {
-		defer rs.wg.Done()
+		defer func() {
+			e.mu.Lock()
+			rs.n--
+			rs.settle()
+			e.mu.Unlock()
+		}()
 		defer close(r.done)
 		r.run(ctx, rs.follow)
 	}()
@@ -414,18 +448,23 @@ func (e *Engine) Run(ctx context.Context, follow bool) error {
 		e.mu.Unlock()
 		return errors.New("engine is already running")
 	}
-	rs := &runState{ctx: ctx, follow: follow}
+	rs := &runState{ctx: ctx, follow: follow, idle: make(chan struct{})}
 	e.running = rs
 	for _, id := range e.order {
 		if r := e.runners[id]; e.mayStart(r) {
 			e.start(r)
 		}
 	}
+	rs.settle()
 	e.mu.Unlock()
 	if follow {
 		<-ctx.Done()
+		e.mu.Lock()
+		rs.ended = true
+		rs.settle()
+		e.mu.Unlock()
 	}
-	rs.wg.Wait()
+	<-rs.idle
 	e.mu.Lock()
 	e.running = nil
 	e.mu.Unlock()
