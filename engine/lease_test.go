@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,6 +66,16 @@ func (tx *fencedTx) Commit(cp engine.Checkpoint) error {
 	}
 	tx.s.commits = append(tx.s.commits, fencedCommit{key, *cp.Fence, cp.From, cp.Cursor})
 	return nil
+}
+
+// Promote checks the fence as Commit does.
+func (s *fencedStore) Promote(ctx context.Context, shadow, target string, f *engine.Fence) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f == nil || s.leases[engine.LeaseKey(shadow)] != *f {
+		return fmt.Errorf("promote %s with %+v: %w", shadow, f, engine.ErrFenced)
+	}
+	return s.DB.Promote(ctx, shadow, target, f)
 }
 
 func messages(t *testing.T, prefix string, from, n int) []*engine.Message {
@@ -314,10 +325,10 @@ func (s *gateStore) Register(ctx context.Context, spec *engine.ModelSpec) (engin
 	return s.fencedStore.DB.Register(ctx, spec)
 }
 
-func (s *gateStore) Promote(ctx context.Context, shadow, target string) error {
+func (s *gateStore) Promote(ctx context.Context, shadow, target string, f *engine.Fence) error {
 	s.promoteIn <- struct{}{}
 	<-s.promoteGo
-	return s.fencedStore.DB.Promote(ctx, shadow, target)
+	return s.fencedStore.Promote(ctx, shadow, target, f)
 }
 
 // gateIn waits until a gate of the store is entered.
@@ -344,6 +355,42 @@ func returned(t *testing.T, errc <-chan error, what string) {
 	}
 }
 
+// leasedAndCommitted runs an engine over gs in follow mode with model m
+// granted under f, until m has committed three messages. stop stops it,
+// after letting gs's Promote go on.
+func leasedAndCommitted(t *testing.T, db *testDB, gs *gateStore, m *fakeModel, f engine.Fence) (e *engine.Engine, stop func()) {
+	t.Helper()
+	ctx := context.Background()
+	gs.setLease("m", f)
+	e = engine.New(gs, quietConfig(engine.Config{Leased: true, BatchInterval: 20 * time.Millisecond}))
+	if err := e.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	stopRun := runFollow(t, e)
+	stop = func() { gs.letPromote(); stopRun() }
+	if err := e.Grant(ctx, "m", f); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	msgs := messages(t, "p", 0, 3)
+	ingest(t, e, msgs...)
+	if !within(5*time.Second, func() bool { return db.model(t, "m").Cursor == msgs[2].Pos() }) {
+		stop()
+		t.Fatal("the model did not commit the first messages")
+	}
+	return e, stop
+}
+
+// rebuildUntilPromote has e reload m with a changed table, and waits until
+// the rebuild, caught up, calls gs's Promote.
+func rebuildUntilPromote(t *testing.T, e *engine.Engine, gs *gateStore) {
+	t.Helper()
+	if res := e.Reload(context.Background(), []engine.Model{widened("m")}, nil); len(res.Rebuilding) != 1 || len(res.Errors) > 0 {
+		t.Fatalf("Reload = %+v, want m rebuilding", res)
+	}
+	gateIn(t, gs.promoteIn, "Promote")
+}
+
 // TestLeaseGrantDuringPromotion: the coordinator grants every held lease
 // again at each heartbeat. A grant that meets the promotion of a rebuilt
 // table (the old model stopped, the tables swapping in the store) must not
@@ -358,26 +405,12 @@ func TestLeaseGrantDuringPromotion(t *testing.T) {
 			gs := newGateStore(db)
 			ctx := context.Background()
 			f := engine.Fence{Holder: "a", Token: 1}
-			gs.setLease("m", f)
-			e := engine.New(gs, quietConfig(engine.Config{Leased: true, BatchInterval: 20 * time.Millisecond}))
 			old := newFake("m")
 			var oldProcessed atomic.Int64
 			old.onProc = func(*engine.Message) { oldProcessed.Add(1) }
-			if err := e.Add(ctx, old); err != nil {
-				t.Fatal(err)
-			}
-			stop := runFollow(t, e)
+			e, stop := leasedAndCommitted(t, db, gs, old, f)
 			defer stop()
 			defer gs.letRegister()
-			defer gs.letPromote()
-			if err := e.Grant(ctx, "m", f); err != nil {
-				t.Fatal(err)
-			}
-			msgs := messages(t, "p", 0, 3)
-			ingest(t, e, msgs...)
-			if !within(5*time.Second, func() bool { return db.model(t, "m").Cursor == msgs[2].Pos() }) {
-				t.Fatal("the model did not commit the first messages")
-			}
 			oldTable := db.servingTable(t, "m")
 			granted := make(chan error, 1)
 			if early {
@@ -387,10 +420,7 @@ func TestLeaseGrantDuringPromotion(t *testing.T) {
 				gateIn(t, gs.registerIn, "Register")
 				gs.setLease("m", f) // the old model has stopped
 			}
-			if res := e.Reload(ctx, []engine.Model{widened("m")}, nil); len(res.Rebuilding) != 1 || len(res.Errors) > 0 {
-				t.Fatalf("Reload = %+v, want m rebuilding", res)
-			}
-			gateIn(t, gs.promoteIn, "Promote")
+			rebuildUntilPromote(t, e, gs)
 			if early {
 				gs.letRegister()
 			} else {
@@ -509,5 +539,47 @@ func TestLeaseGrantWhileRunEnds(t *testing.T) {
 	}
 	if st := stats(e, "m"); st.Running {
 		t.Errorf("model m runs after Run returned: %+v", st)
+	}
+}
+
+// TestLeasePromotionFenced: an instance whose lease another took between
+// the rebuild's last commit and the promotion (paused there, say) has the
+// promotion refused by the store, as a commit: the rebuild stops without
+// being marked failed, the old table stays, the refusal is counted and the
+// lease dropped, and the old model is back in place but not running.
+func TestLeasePromotionFenced(t *testing.T) {
+	db := openTestDB(t, "")
+	gs := newGateStore(db)
+	e, stop := leasedAndCommitted(t, db, gs, newFake("m"), engine.Fence{Holder: "a", Token: 1})
+	defer stop()
+	oldTable := db.servingTable(t, "m")
+	rebuildUntilPromote(t, e, gs)
+	gs.setLease("m", engine.Fence{Holder: "b", Token: 2})
+	gs.letPromote()
+	var shadow engine.RunnerStats
+	if !within(5*time.Second, func() bool {
+		for _, s := range e.Stats() {
+			if strings.Contains(s.Ident, engine.ShadowSep) {
+				shadow = s
+			}
+		}
+		return shadow.Lost
+	}) {
+		t.Fatalf("the rebuild did not stop at the refused promotion: %+v", e.Stats())
+	}
+	if shadow.Failed != "" || db.model(t, shadow.Ident).Status != "ok" {
+		t.Errorf("the rebuild is marked failed: %+v, status %q", shadow, db.model(t, shadow.Ident).Status)
+	}
+	if got := db.servingTable(t, "m"); got != oldTable {
+		t.Errorf("m is served by %s after the refused promotion, want %s", got, oldTable)
+	}
+	if st := stats(e, "m"); st.Running || st.Failed != "" {
+		t.Errorf("the old model after the refused promotion: %+v, want stopped, not failed", st)
+	}
+	if n := e.FencedCommits(); n != 1 {
+		t.Errorf("FencedCommits = %d, want 1", n)
+	}
+	if _, ok := e.Granted()["m"]; ok {
+		t.Error("the engine still lists the lease it lost")
 	}
 }

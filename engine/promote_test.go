@@ -23,12 +23,12 @@ type promoteStore struct {
 	calls atomic.Int32
 }
 
-func (s *promoteStore) Promote(ctx context.Context, shadow, target string) error {
+func (s *promoteStore) Promote(ctx context.Context, shadow, target string, f *engine.Fence) error {
 	s.calls.Add(1)
 	if s.fail.Load() {
 		return errors.New("injected: the swap transaction failed")
 	}
-	return s.DB.Promote(ctx, shadow, target)
+	return s.DB.Promote(ctx, shadow, target, f)
 }
 
 // widened is newFake with one more column: a changed table declaration,

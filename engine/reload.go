@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -262,7 +263,9 @@ func (e *Engine) addShadow(ctx context.Context, m Model) error {
 // commits its batch), the store swaps the tables in one transaction (so
 // the API never shows a half-built table), then r takes the model's ident.
 // It runs on r's goroutine; nil without a swap means r was stopped
-// meanwhile (shutdown, or a reload that removed it).
+// meanwhile (shutdown, or a reload that removed it), an error wrapping
+// ErrFenced that the store refused the swap because another instance
+// holds the model's lease now.
 func (e *Engine) promote(ctx context.Context, r *runner) error {
 	// One swap at a time, and none while a reload changes the runners.
 	select {
@@ -289,8 +292,14 @@ func (e *Engine) promote(ctx context.Context, r *runner) error {
 		old.cancel()
 		<-old.done
 	}
-	if err := e.store.Promote(context.WithoutCancel(ctx), shadow, target); err != nil {
+	if err := e.store.Promote(context.WithoutCancel(ctx), shadow, target, r.fence); err != nil {
 		err = fmt.Errorf("promote the rebuilt table of %s (the old table is kept): %w", target, err)
+		if errors.Is(err, ErrFenced) {
+			// Another instance runs the model now: the rebuild stops
+			// here, as at a refused commit, before the old runner is put
+			// back (not started: the lease is no longer granted).
+			r.loseLease(err)
+		}
 		if old != nil {
 			e.resume(old)
 		}

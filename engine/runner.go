@@ -288,7 +288,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 				return // a lost lease: the rebuild goes on where the model runs now
 			}
 			if err := r.e.promote(ctx, r); err != nil {
-				r.fail(ctx, err.Error())
+				if !errors.Is(err, ErrFenced) {
+					r.fail(ctx, err.Error())
+				}
 				return
 			}
 		}

@@ -134,8 +134,12 @@ type ModelStore interface {
 	SetStatus(ctx context.Context, ident, status, reason string) error
 	// Promote replaces model target by model shadow in one transaction:
 	// target's table, state and errors are dropped, and shadow (its table,
-	// cursor, state and errors) takes target's ident.
-	Promote(ctx context.Context, shadow, target string) error
+	// cursor, state and errors) takes target's ident. f, when not nil, is
+	// the lease the rebuild runs under: a store shared by several
+	// instances checks it in the transaction as it checks a commit's, and
+	// refuses the promotion with an error wrapping ErrFenced, writing
+	// nothing, when another instance holds the lease now.
+	Promote(ctx context.Context, shadow, target string, f *Fence) error
 }
 
 // IndexBuilder is a ModelStore that builds the secondary indexes of a

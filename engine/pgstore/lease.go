@@ -20,6 +20,23 @@ import (
 
 var _ cluster.Store = (*DB)(nil)
 
+// holdsLease checks in tx that the lease of ident's model is held with f
+// and has not expired, and share-locks the lease row until tx ends (see
+// checkFence); an error wrapping engine.ErrFenced when it is not, which
+// says what (the write) was refused.
+func holdsLease(ctx context.Context, tx pgx.Tx, ident string, f engine.Fence, what string) error {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT true FROM cluster_leases WHERE key = $1 AND holder = $2 AND token = $3
+		AND expires_at > clock_timestamp() FOR SHARE`, engine.LeaseKey(ident), f.Holder, f.Token).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s with lease token %d of %s: %w", what, f.Token, f.Holder, engine.ErrFenced)
+	}
+	if err != nil {
+		return fmt.Errorf("lease of %s: %w", ident, err)
+	}
+	return nil
+}
+
 // checkFence is run by a model's commit transaction when the engine runs
 // models under leases: the lease of the model must still be held by the
 // fence's holder with the fence's token, and not have expired. The lease
@@ -30,14 +47,8 @@ var _ cluster.Store = (*DB)(nil)
 // daemon opens the store with Options.IdleInTransaction.
 func checkFence(ctx context.Context, tx pgx.Tx, ident string, cp engine.Checkpoint) error {
 	f := cp.Fence
-	var ok bool
-	err := tx.QueryRow(ctx, `SELECT true FROM cluster_leases WHERE key = $1 AND holder = $2 AND token = $3
-		AND expires_at > clock_timestamp() FOR SHARE`, engine.LeaseKey(ident), f.Holder, f.Token).Scan(&ok)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("commit %s with lease token %d of %s: %w", ident, f.Token, f.Holder, engine.ErrFenced)
-	}
-	if err != nil {
-		return fmt.Errorf("lease of %s: %w", ident, err)
+	if err := holdsLease(ctx, tx, ident, *f, "commit "+ident); err != nil {
+		return err
 	}
 	// Every journal message of (From, Cursor] must have passed through
 	// the batch. The journal lock (shared, taken in Begin) waited for any

@@ -26,6 +26,39 @@ func leaseSpec(ident string) *engine.ModelSpec {
 	}}
 }
 
+// leaseDB opens a fresh database with specs registered, and a plain
+// connection to it; both are closed at the test's end.
+func leaseDB(t *testing.T, specs ...*engine.ModelSpec) (*pgstore.DB, *pgx.Conn) {
+	t.Helper()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	db, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, spec := range specs {
+		if _, err := db.Register(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return db, conn
+}
+
+// expire ends the lease of key now (its holder paused past it): moved
+// rather than waited for, which a loaded machine makes unreliable.
+func expire(t *testing.T, conn *pgx.Conn, key string) {
+	t.Helper()
+	if _, err := conn.Exec(t.Context(), `UPDATE cluster_leases SET expires_at = now() WHERE key = $1`, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fencedCommit writes one row (n added) and commits at cursor to with f.
 func fencedCommit(t *testing.T, db *pgstore.DB, ident string, f engine.Fence, from, to int64) error {
 	t.Helper()
@@ -51,20 +84,7 @@ func fencedCommit(t *testing.T, db *pgstore.DB, ident string, f engine.Fence, fr
 // once with a higher token; the commit log names who committed what.
 func TestFencedCommitOnPostgres(t *testing.T) {
 	ctx := t.Context()
-	url := pgtest.URL(t)
-	db, err := pgstore.Open(ctx, url, pgstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Register(ctx, leaseSpec("m")); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	db, conn := leaseDB(t, leaseSpec("m"))
 	a1, ok, err := db.Acquire(ctx, "m", "a", time.Minute)
 	if err != nil || !ok || a1.Token != 1 {
 		t.Fatalf("acquire: %v %v %v", a1, ok, err)
@@ -75,11 +95,7 @@ func TestFencedCommitOnPostgres(t *testing.T) {
 	if err := fencedCommit(t, db, "m", a1, 0, 10); err != nil {
 		t.Fatalf("commit with the current token: %v", err)
 	}
-	// a's lease expires (a paused past it): its expiry is moved to now
-	// rather than waited for, which a loaded machine makes unreliable.
-	if _, err := conn.Exec(ctx, `UPDATE cluster_leases SET expires_at = now() WHERE key = 'm'`); err != nil {
-		t.Fatal(err)
-	}
+	expire(t, conn, "m") // a paused past its lease
 	b2, ok, err := db.Acquire(ctx, "m", "b", time.Minute)
 	if err != nil || !ok || b2.Token != 2 {
 		t.Fatalf("takeover: %v %v %v", b2, ok, err)
@@ -134,6 +150,47 @@ func TestFencedCommitOnPostgres(t *testing.T) {
 	want := []logged{{"a", 1, 0, 10}, {"b", 2, 10, 30}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("commit log %v, want %v", got, want)
+	}
+}
+
+// TestFencedPromoteOnPostgres: swapping a rebuilt table in is refused
+// (engine.ErrFenced) with the token of a lease another instance has taken
+// since, as a commit is, and changes nothing: the model keeps its table
+// and the rebuild waits. The new holder's promotion goes through.
+func TestFencedPromoteOnPostgres(t *testing.T) {
+	ctx := t.Context()
+	shadow := "m" + engine.ShadowSep + "2"
+	sp := leaseSpec(shadow)
+	sp.Table.Name = schema.TableName("m_2")
+	db, conn := leaseDB(t, leaseSpec("m"), sp)
+	a1, ok, err := db.Acquire(ctx, "m", "a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v %v", a1, ok, err)
+	}
+	expire(t, conn, "m")
+	b2, ok, err := db.Acquire(ctx, "m", "b", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("takeover: %v %v %v", b2, ok, err)
+	}
+	table := func() (name string, shadows int) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT table_name, (SELECT count(*) FROM models WHERE ident = $2) FROM models WHERE ident = $1`,
+			"m", shadow).Scan(&name, &shadows); err != nil {
+			t.Fatal(err)
+		}
+		return name, shadows
+	}
+	if err := db.Promote(ctx, shadow, "m", &a1); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("promotion with the stale token: %v, want ErrFenced", err)
+	}
+	if name, shadows := table(); name != leaseSpec("m").Table.Name || shadows != 1 {
+		t.Errorf("after the refused promotion m is served by %s with %d rebuilds, want its own table and the rebuild kept", name, shadows)
+	}
+	if err := db.Promote(ctx, shadow, "m", &b2); err != nil {
+		t.Fatalf("promotion of the new holder: %v", err)
+	}
+	if name, shadows := table(); name != sp.Table.Name || shadows != 0 {
+		t.Errorf("after the promotion m is served by %s with %d rebuilds, want %s and none", name, shadows, sp.Table.Name)
 	}
 }
 

@@ -305,7 +305,11 @@ func (db *DB) CountRows(ctx context.Context, ident string) (int64, error) {
 
 // Promote swaps a rebuilt table in for a model's old one, in one
 // transaction; readers see either the old table or the complete new one.
-func (db *DB) Promote(ctx context.Context, shadow, target string) error {
+// With a fence, the model's lease must still be held with it (see
+// holdsLease): an instance paused past its lease between the rebuild's
+// last commit and here must not swap the tables under the instance that
+// runs the model now.
+func (db *DB) Promote(ctx context.Context, shadow, target string, f *engine.Fence) error {
 	mt := db.table(shadow)
 	if mt == nil {
 		return fmt.Errorf("promote %s: %w", shadow, engine.ErrNotFound)
@@ -314,6 +318,11 @@ func (db *DB) Promote(ctx context.Context, shadow, target string) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockRegister); err != nil {
 			return err
+		}
+		if f != nil {
+			if err := holdsLease(ctx, tx, shadow, *f, "swap the tables"); err != nil {
+				return err
+			}
 		}
 		err := tx.QueryRow(ctx, `SELECT table_name FROM models WHERE ident = $1`, target).Scan(&oldTable)
 		if err != nil && !errNoRows(err) {

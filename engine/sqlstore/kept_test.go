@@ -501,7 +501,7 @@ func TestPromoteKeepsRowCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitBatch(t, db, shadow.Ident, []engine.RowOp{row(3600, "a"), row(3600, "b"), row(7200, "a")}, engine.Checkpoint{Cursor: engine.Position{TimeUS: 1, Key: "k"}})
-	if err := db.Promote(ctx, shadow.Ident, "volume-1h"); err != nil {
+	if err := db.Promote(ctx, shadow.Ident, "volume-1h", nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := db.CountRows(ctx, "volume-1h"); err != nil || n != 3 {

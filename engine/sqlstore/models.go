@@ -522,7 +522,9 @@ const qTableRows = `SELECT n FROM table_rows WHERE name = ?`
 
 // Promote swaps a rebuilt table in for a model's old one, in one
 // transaction; readers see either the old table or the complete new one.
-func (db *DB) Promote(ctx context.Context, shadow, target string) error {
+// The fence is not checked: SQLite serves one instance, which runs every
+// model without leases.
+func (db *DB) Promote(ctx context.Context, shadow, target string, _ *engine.Fence) error {
 	db.mu.Lock()
 	mt := db.tables[shadow]
 	old := db.tables[target]

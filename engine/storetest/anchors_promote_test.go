@@ -64,7 +64,7 @@ func anchorsForgetDroppedTable(t *testing.T, db, w store) {
 				t.Fatal(err)
 			}
 			fill(shadow, first, cp)
-			if err := w.Promote(ctx, shadow, "m"); err != nil {
+			if err := w.Promote(ctx, shadow, "m", nil); err != nil {
 				t.Fatal(err)
 			}
 		}

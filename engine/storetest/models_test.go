@@ -199,7 +199,7 @@ func TestPromote(t *testing.T) {
 		if err != nil || len(models) != 1 {
 			t.Fatalf("models before promote: %d, %v (the shadow must not be listed)", len(models), err)
 		}
-		if err := db.Promote(ctx, shadow, "m"); err != nil {
+		if err := db.Promote(ctx, shadow, "m", nil); err != nil {
 			t.Fatal(err)
 		}
 		info, err := db.ModelInfo(ctx, "m")

@@ -182,7 +182,7 @@ func (s *Store) PendingWork(ctx context.Context, ident string) ([]engine.WorkIte
 
 // Promote is not needed offline: a model's table never changes within one
 // test run.
-func (s *Store) Promote(ctx context.Context, shadow, target string) error {
+func (s *Store) Promote(ctx context.Context, shadow, target string, _ *engine.Fence) error {
 	return fmt.Errorf("promote %s: not supported by the in-memory store", shadow)
 }
 
