@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -68,14 +69,46 @@ func (tx *fencedTx) Commit(cp engine.Checkpoint) error {
 	return nil
 }
 
+// holds reports an error wrapping ErrFenced, as engine/pgstore does, when
+// f is not nil and not the lease of ident's model. s.mu is held.
+func (s *fencedStore) holds(ident string, f *engine.Fence, what string) error {
+	if f != nil && s.leases[engine.LeaseKey(ident)] != *f {
+		return fmt.Errorf("%s with %+v: %w", what, *f, engine.ErrFenced)
+	}
+	return nil
+}
+
 // Promote checks the fence as Commit does.
 func (s *fencedStore) Promote(ctx context.Context, shadow, target string, f *engine.Fence) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f == nil || s.leases[engine.LeaseKey(shadow)] != *f {
-		return fmt.Errorf("promote %s with %+v: %w", shadow, f, engine.ErrFenced)
+	if err := s.holds(shadow, f, "promote "+shadow); err != nil {
+		return err
 	}
 	return s.DB.Promote(ctx, shadow, target, f)
+}
+
+// SetStatus checks the fence as Commit does.
+func (s *fencedStore) SetStatus(ctx context.Context, ident, status, reason string, f *engine.Fence) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.holds(ident, f, "mark "+ident+" "+status); err != nil {
+		return err
+	}
+	return s.DB.SetStatus(ctx, ident, status, reason, f)
+}
+
+// leasedEngine is an engine with cfg and leases over a fenced store, in
+// which instance a holds the lease of model m with token 1 (the fence
+// returned); m is not added.
+func leasedEngine(t *testing.T, cfg engine.Config) (*testDB, *fencedStore, *engine.Engine, engine.Fence) {
+	t.Helper()
+	db := openTestDB(t, "")
+	fs := newFencedStore(db)
+	f := engine.Fence{Holder: "a", Token: 1}
+	fs.setLease("m", f)
+	cfg.Leased = true
+	return db, fs, engine.New(fs, quietConfig(cfg)), f
 }
 
 func messages(t *testing.T, prefix string, from, n int) []*engine.Message {
@@ -171,11 +204,7 @@ func TestLeaseFencedCommitRefused(t *testing.T) {
 // TestLeaseReleaseCommitsAndStops: releasing a lease commits what the
 // model processed and stops it; granting it again resumes from there.
 func TestLeaseReleaseCommitsAndStops(t *testing.T) {
-	db := openTestDB(t, "")
-	fs := newFencedStore(db)
-	f1 := engine.Fence{Holder: "a", Token: 1}
-	fs.setLease("m", f1)
-	e := engine.New(fs, quietConfig(engine.Config{Leased: true, BatchSize: 5}))
+	db, fs, e, f1 := leasedEngine(t, engine.Config{BatchSize: 5})
 	if err := e.Add(context.Background(), newFake("m")); err != nil {
 		t.Fatal(err)
 	}
@@ -575,6 +604,52 @@ func TestLeasePromotionFenced(t *testing.T) {
 	}
 	if st := stats(e, "m"); st.Running || st.Failed != "" {
 		t.Errorf("the old model after the refused promotion: %+v, want stopped, not failed", st)
+	}
+	if n := e.FencedCommits(); n != 1 {
+		t.Errorf("FencedCommits = %d, want 1", n)
+	}
+	if _, ok := e.Granted()["m"]; ok {
+		t.Error("the engine still lists the lease it lost")
+	}
+}
+
+// TestLeaseFailureAfterTakeover: a model that fails on an instance whose
+// lease another has taken meanwhile (its update fails there, without a
+// commit to be refused) does not mark the model failed in the database
+// under the instance that runs it now: the store refuses the status as it
+// refuses a commit, and the model stops here as lost.
+func TestLeaseFailureAfterTakeover(t *testing.T) {
+	db, fs, e, a1 := leasedEngine(t, engine.Config{BatchSize: 5})
+	m := newFake("m")
+	var broken atomic.Bool
+	m.flushErr = func(int) error {
+		if broken.Load() {
+			return errors.New("injected: the update fails on this instance")
+		}
+		return nil
+	}
+	if err := e.Add(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	defer runFollow(t, e)()
+	if err := e.Grant(context.Background(), "m", a1); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, e, messages(t, "s", 0, 5)...)
+	if !within(5*time.Second, func() bool { return stats(e, "m").Processed == 5 }) {
+		t.Fatalf("committed %d of the first 5", stats(e, "m").Processed)
+	}
+	fs.setLease("m", engine.Fence{Holder: "b", Token: 2})
+	broken.Store(true)
+	ingest(t, e, messages(t, "s", 5, 5)...)
+	if !within(5*time.Second, func() bool { return stats(e, "m").Failed != "" }) {
+		t.Fatalf("the model did not stop on its failing update: %+v", stats(e, "m"))
+	}
+	if st := db.model(t, "m"); st.Status != "ok" {
+		t.Errorf("the instance that lost the lease marked the model %q (%s) in the database", st.Status, st.Reason)
+	}
+	if st := stats(e, "m"); !st.Lost || st.Running {
+		t.Errorf("the model here: %+v, want stopped and lost", st)
 	}
 	if n := e.FencedCommits(); n != 1 {
 		t.Errorf("FencedCommits = %d, want 1", n)

@@ -28,7 +28,7 @@ func (f *fakeRows) Begin(context.Context, string) (ModelTx, error) {
 func (f *fakeRows) LoadState(context.Context, string, string) (string, bool, error) {
 	return "", false, errors.New("not used")
 }
-func (f *fakeRows) SetStatus(context.Context, string, string, string) error {
+func (f *fakeRows) SetStatus(context.Context, string, string, string, *Fence) error {
 	return errors.New("not used")
 }
 

@@ -186,7 +186,15 @@ func (r *runner) fail(ctx context.Context, reason string) {
 	r.failed = reason
 	r.mu.Unlock()
 	r.log.Error("model stopped", "reason", reason, "cursor", r.committed)
-	if err := r.e.store.SetStatus(context.WithoutCancel(ctx), r.spec.Ident, "failed", reason); err != nil {
+	err := r.e.store.SetStatus(context.WithoutCancel(ctx), r.spec.Ident, "failed", reason, r.fence)
+	if errors.Is(err, ErrFenced) {
+		// Another instance runs the model now: the failure is this one's
+		// alone (a call that outran its time limit across a pause, say),
+		// and the model stops here as at a refused commit.
+		r.loseLease(err)
+		return
+	}
+	if err != nil {
 		r.log.Error("record model failure", "err", err)
 	}
 }

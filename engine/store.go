@@ -130,8 +130,11 @@ type ModelStore interface {
 	// PendingWork reads a model's committed work items that are not
 	// delivered yet, in order, and the last seq it ever pushed.
 	PendingWork(ctx context.Context, ident string) (items []WorkItem, lastSeq int64, err error)
-	// SetStatus marks a model ok or failed, outside any batch.
-	SetStatus(ctx context.Context, ident, status, reason string) error
+	// SetStatus marks a model ok or failed, outside any batch. f, when
+	// not nil, is the lease the model runs under, checked as Promote
+	// checks it: an instance that lost the lease must not mark the model
+	// failed under the instance that runs it now.
+	SetStatus(ctx context.Context, ident, status, reason string, f *Fence) error
 	// Promote replaces model target by model shadow in one transaction:
 	// target's table, state and errors are dropped, and shadow (its table,
 	// cursor, state and errors) takes target's ident. f, when not nil, is

@@ -270,11 +270,11 @@ func (s *dyingStore) Begin(ctx context.Context, ident string) (engine.ModelTx, e
 	return &dyingTx{ModelTx: tx, s: s}, nil
 }
 
-func (s *dyingStore) SetStatus(ctx context.Context, ident, status, reason string) error {
+func (s *dyingStore) SetStatus(ctx context.Context, ident, status, reason string, f *engine.Fence) error {
 	if s.isDead() {
 		return errDead
 	}
-	return s.DB.SetStatus(ctx, ident, status, reason)
+	return s.DB.SetStatus(ctx, ident, status, reason, f)
 }
 
 func (s *dyingStore) AddRejects(ctx context.Context, rs []engine.Reject) error {

@@ -91,7 +91,7 @@ func sourceDB(t *testing.T) *sqlstore.DB {
 	commit(t, db, "queue-1h", []engine.RowOp{row(3600, "q", 1)}, nil, engine.Checkpoint{Cursor: at(49), CursorID: msgs[49].ID, Processed: 50,
 		Work: []engine.WorkItem{{Seq: 1, Item: []byte(`{"build": 1}`)}, {Seq: 2, Item: []byte(`{"build": 2}`)}, {Seq: 3, Item: []byte(`{"build": 3}`)}}, WorkSeq: 3})
 	commit(t, db, "queue-1h", nil, nil, engine.Checkpoint{Cursor: at(59), CursorID: msgs[59].ID, Processed: 10, WorkDone: 1, WorkSeq: 3})
-	if err := db.SetStatus(ctx, "queue-1h", "failed", "update failed three times"); err != nil {
+	if err := db.SetStatus(ctx, "queue-1h", "failed", "update failed three times", nil); err != nil {
 		t.Fatal(err)
 	}
 	// The rest of the journal: some behind the cursors (late).

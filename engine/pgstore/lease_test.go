@@ -59,6 +59,22 @@ func expire(t *testing.T, conn *pgx.Conn, key string) {
 	}
 }
 
+// takenOver has instance a acquire the lease of m, which expires, and b
+// take it over: a1 is a's stale fence, b2 the holder's.
+func takenOver(t *testing.T, db *pgstore.DB, conn *pgx.Conn) (a1, b2 engine.Fence) {
+	t.Helper()
+	a1, ok, err := db.Acquire(t.Context(), "m", "a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v %v", a1, ok, err)
+	}
+	expire(t, conn, "m")
+	b2, ok, err = db.Acquire(t.Context(), "m", "b", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("takeover: %v %v %v", b2, ok, err)
+	}
+	return a1, b2
+}
+
 // fencedCommit writes one row (n added) and commits at cursor to with f.
 func fencedCommit(t *testing.T, db *pgstore.DB, ident string, f engine.Fence, from, to int64) error {
 	t.Helper()
@@ -163,15 +179,7 @@ func TestFencedPromoteOnPostgres(t *testing.T) {
 	sp := leaseSpec(shadow)
 	sp.Table.Name = schema.TableName("m_2")
 	db, conn := leaseDB(t, leaseSpec("m"), sp)
-	a1, ok, err := db.Acquire(ctx, "m", "a", time.Minute)
-	if err != nil || !ok {
-		t.Fatalf("acquire: %v %v %v", a1, ok, err)
-	}
-	expire(t, conn, "m")
-	b2, ok, err := db.Acquire(ctx, "m", "b", time.Minute)
-	if err != nil || !ok {
-		t.Fatalf("takeover: %v %v %v", b2, ok, err)
-	}
+	a1, b2 := takenOver(t, db, conn)
 	table := func() (name string, shadows int) {
 		t.Helper()
 		if err := conn.QueryRow(ctx, `SELECT table_name, (SELECT count(*) FROM models WHERE ident = $2) FROM models WHERE ident = $1`,
@@ -191,6 +199,34 @@ func TestFencedPromoteOnPostgres(t *testing.T) {
 	}
 	if name, shadows := table(); name != sp.Table.Name || shadows != 0 {
 		t.Errorf("after the promotion m is served by %s with %d rebuilds, want %s and none", name, shadows, sp.Table.Name)
+	}
+}
+
+// TestFencedStatusOnPostgres: marking a model failed with the token of a
+// lease another instance has taken since is refused (engine.ErrFenced)
+// and leaves its status alone; the holder's mark goes through.
+func TestFencedStatusOnPostgres(t *testing.T) {
+	ctx := t.Context()
+	db, conn := leaseDB(t, leaseSpec("m"))
+	a1, b2 := takenOver(t, db, conn)
+	status := func() (s string) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT status FROM models WHERE ident = 'm'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := db.SetStatus(ctx, "m", "failed", "a call ran longer than its limit", &a1); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("status with the stale token: %v, want ErrFenced", err)
+	}
+	if s := status(); s != "ok" {
+		t.Errorf("after the refused mark the model is %q, want ok", s)
+	}
+	if err := db.SetStatus(ctx, "m", "failed", "broken", &b2); err != nil {
+		t.Fatalf("status of the holder: %v", err)
+	}
+	if s := status(); s != "failed" {
+		t.Errorf("after the holder's mark the model is %q, want failed", s)
 	}
 }
 

@@ -176,10 +176,26 @@ func (db *DB) status(ctx context.Context, ident string) (engine.ModelStatus, err
 	return st, nil
 }
 
-// SetStatus marks a model ok or failed.
-func (db *DB) SetStatus(ctx context.Context, ident, status, reason string) error {
-	if err := db.exec(ctx, `UPDATE models SET status = $1, status_reason = $2, updated_at = $3 WHERE ident = $4`,
-		status, safeText(reason), time.Now().Unix(), ident); err != nil {
+// SetStatus marks a model ok or failed. With a fence, the model's lease
+// must still be held with it (see holdsLease), or nothing is written.
+func (db *DB) SetStatus(ctx context.Context, ident, status, reason string, f *engine.Fence) error {
+	const q = `UPDATE models SET status = $1, status_reason = $2, updated_at = $3 WHERE ident = $4`
+	args := []any{status, safeText(reason), time.Now().Unix(), ident}
+	var err error
+	if f == nil {
+		err = db.exec(ctx, q, args...)
+	} else {
+		err = again0(ctx, func() error {
+			return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+				if err := holdsLease(ctx, tx, ident, *f, "mark "+ident+" "+status); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			})
+		})
+	}
+	if err != nil {
 		return diskFull(fmt.Errorf("set status of %s: %w", ident, err))
 	}
 	return nil

@@ -41,7 +41,7 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil || page.Total != 1 || page.Rows[0][1] != int64(5) {
 		t.Fatalf("read-only rows: %+v, %v", page, err)
 	}
-	if err := ro.SetStatus(t.Context(), "counter", "failed", "x"); err == nil || !strings.Contains(err.Error(), "read-only") {
+	if err := ro.SetStatus(t.Context(), "counter", "failed", "x", nil); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("a write through the read-only store: %v, want a read-only transaction error", err)
 	}
 }

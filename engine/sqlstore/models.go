@@ -198,8 +198,9 @@ func (db *DB) status(ctx context.Context, q querier, ident string) (engine.Model
 	return st, nil
 }
 
-// SetStatus marks a model ok or failed.
-func (db *DB) SetStatus(ctx context.Context, ident, status, reason string) error {
+// SetStatus marks a model ok or failed. The fence is not checked (see
+// Promote).
+func (db *DB) SetStatus(ctx context.Context, ident, status, reason string, _ *engine.Fence) error {
 	_, err := db.w.ExecContext(ctx, `UPDATE models SET status = ?, status_reason = ?, updated_at = ? WHERE ident = ?`,
 		status, reason, time.Now().Unix(), ident)
 	if err != nil {

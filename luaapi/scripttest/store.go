@@ -158,7 +158,7 @@ func (s *Store) LoadState(ctx context.Context, ident, key string) (string, bool,
 }
 
 // SetStatus marks a model ok or failed.
-func (s *Store) SetStatus(ctx context.Context, ident, status, reason string) error {
+func (s *Store) SetStatus(ctx context.Context, ident, status, reason string, _ *engine.Fence) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, err := s.model(ident)
