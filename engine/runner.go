@@ -246,6 +246,9 @@ func (r *runner) run(ctx context.Context, follow bool) {
 		// made before the watermark moved may lack what other instances
 		// appended below the new one (see SetClusterWatermark).
 		wm := r.watermark()
+		// Before the engine's lock: a runner ahead of the others may wait
+		// here for them to read what the cache holds (see scanCache.pace).
+		r.e.cache.pace(ctx, r, r.cursor)
 		// The read and the publication of how far it reaches are one step
 		// with respect to Ingest (see Engine.commitMu).
 		r.e.commitMu.RLock()

@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The cache shares full batches between runners in step and holds at most
@@ -119,5 +122,133 @@ func TestScanCacheDropsPassedBatches(t *testing.T) {
 	c.leave(slow)
 	if len(c.entries) != 1 {
 		t.Errorf("after the slow reader left: %d batches, want 1 (the fast reader's next)", len(c.entries))
+	}
+}
+
+// countedJournal is n messages of rawSize bytes and a scan of them that
+// counts its calls.
+func countedJournal(n, rawSize int) ([]*Message, func(context.Context, Position, int) ([]*Message, error), *atomic.Int64) {
+	reads := new(atomic.Int64)
+	journal := make([]*Message, n)
+	for i := range journal {
+		journal[i] = &Message{TimeUS: int64(i + 1), Key: fmt.Sprintf("k%03d", i), Raw: make([]byte, rawSize)}
+	}
+	scan := func(_ context.Context, after Position, limit int) ([]*Message, error) {
+		reads.Add(1)
+		var out []*Message
+		for _, m := range journal {
+			if after.Less(m.Pos()) && len(out) < limit {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	return journal, scan, reads
+}
+
+// readAll reads the whole journal as a runner does (pace, then next) and
+// returns the keys read; before each batch but the first it calls between.
+func readAll(ctx context.Context, t *testing.T, c *scanCache, reader any, limit int, between func(batch int)) []string {
+	var keys []string
+	after := Position{}
+	for i := 0; ; i++ {
+		if i > 0 && between != nil {
+			between(i)
+		}
+		c.pace(ctx, reader, after)
+		msgs, err := c.next(ctx, reader, after, limit)
+		if err != nil {
+			t.Error(err)
+			return keys
+		}
+		for _, m := range msgs {
+			keys = append(keys, m.Key)
+		}
+		if len(msgs) < limit {
+			return keys
+		}
+		after = msgs[len(msgs)-1].Pos()
+	}
+}
+
+// A reader ahead waits for a reader behind to read the batches the cache
+// holds, instead of pushing them out of it: each batch is read from the
+// journal once, however far the two would drift apart.
+func TestScanCachePacesTheReaderAhead(t *testing.T) {
+	ctx := context.Background()
+	journal, scan, reads := countedJournal(100, 1000)
+	c := newScanCache(scan, 64)
+	c.maxBytes = 3 * 10 * heldBytes(journal[0]) // three batches of ten
+	var wg sync.WaitGroup
+	var fast, slow []string
+	// Both start together, as a replay's runners do: a reader that comes
+	// later, behind the cached batches, reads on its own (next test).
+	slowIn := make(chan struct{})
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		fast = readAll(ctx, t, c, new(int), 10, func(batch int) {
+			if batch == 1 {
+				<-slowIn
+			}
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		slow = readAll(ctx, t, c, new(int), 10, func(batch int) {
+			if batch == 1 {
+				close(slowIn)
+			}
+			time.Sleep(5 * time.Millisecond)
+		})
+	}()
+	wg.Wait()
+	if len(fast) != 100 || len(slow) != 100 || !slices.Equal(fast, slow) {
+		t.Fatalf("read %d and %d messages, equal: %v", len(fast), len(slow), slices.Equal(fast, slow))
+	}
+	// Ten full batches and the empty read at the end (not cached: each
+	// reader makes its own).
+	if n := reads.Load(); n > 12 {
+		t.Errorf("%d reads of the journal for 10 batches: the reader ahead pushed batches out before the one behind read them", n)
+	}
+}
+
+// A reader behind that stops reading (its model commits into a full disk)
+// holds the reader ahead back once, for paceWait, and then reads on its
+// own; so does a reader that starts behind the cached batches.
+func TestScanCacheStoppedReaderHoldsBackOnce(t *testing.T) {
+	ctx := context.Background()
+	journal, scan, _ := countedJournal(200, 1000)
+	c := newScanCache(scan, 64)
+	c.maxBytes = 3 * 10 * heldBytes(journal[0])
+	stopped := new(int)
+	if _, err := c.next(ctx, stopped, Position{}, 10); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	late, lateAt := new(int), Position{}
+	fast := readAll(ctx, t, c, new(int), 10, func(batch int) {
+		if batch >= 10 {
+			// A new reader, behind every cached batch, reads a batch
+			// between each two of the reader ahead.
+			c.pace(ctx, late, lateAt)
+			msgs, err := c.next(ctx, late, lateAt, 10)
+			if err != nil || len(msgs) != 10 {
+				t.Fatalf("the new reader: %d messages, %v", len(msgs), err)
+			}
+			lateAt = msgs[9].Pos()
+		}
+	})
+	took := time.Since(start)
+	if len(fast) != 200 {
+		t.Fatalf("read %d messages, want 200", len(fast))
+	}
+	if took < paceWait || took >= 2*paceWait {
+		t.Errorf("the reader ahead took %v over 20 batches; want one wait of %v for the stopped reader", took, paceWait)
+	}
+	// The stopped reader goes on, on its own, and misses nothing.
+	rest := readAll(ctx, t, c, stopped, 10, nil)
+	if len(rest) != 200 || !slices.Equal(rest, fast) {
+		t.Errorf("the stopped reader read %d messages after it went on", len(rest))
 	}
 }
