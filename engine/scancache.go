@@ -245,15 +245,20 @@ func (c *scanCache) shrink() {
 func (c *scanCache) next(ctx context.Context, reader any, after Position, limit int) ([]*Message, error) {
 	c.mu.Lock()
 	if reader != nil {
-		if old, ok := c.readers[reader]; !ok || old != after {
+		old, ok := c.readers[reader]
+		moved := !ok || old != after
+		if moved {
 			c.move(reader, after)
 		}
 		// A read of a batch no longer cached, behind the newest one, is
-		// on the reader's own: pace does not wait for it.
-		if _, ok := c.entries[after]; ok || !after.Less(c.high) {
-			delete(c.solo, reader)
-		} else {
+		// on the reader's own: pace does not wait for it. Nor for a
+		// reader that reads the same batch again (held at a watermark):
+		// it is not about to move on, and a wait for it would come back
+		// each time it reads again.
+		if _, ok := c.entries[after]; !ok && after.Less(c.high) {
 			c.solo[reader] = true
+		} else if moved {
+			delete(c.solo, reader)
 		}
 	}
 	if e, ok := c.entries[after]; ok && e.limit == limit {

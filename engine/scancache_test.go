@@ -146,6 +146,15 @@ func countedJournal(n, rawSize int) ([]*Message, func(context.Context, Position,
 	return journal, scan, reads
 }
 
+// threeBatchCache is a cache over a countedJournal of n messages of 1000
+// bytes, bounded to three batches of ten.
+func threeBatchCache(n int) (*scanCache, *atomic.Int64) {
+	journal, scan, reads := countedJournal(n, 1000)
+	c := newScanCache(scan, 64)
+	c.maxBytes = 3 * 10 * heldBytes(journal[0])
+	return c, reads
+}
+
 // readAll reads the whole journal as a runner does (pace, then next) and
 // returns the keys read; before each batch but the first it calls between.
 func readAll(ctx context.Context, t *testing.T, c *scanCache, reader any, limit int, between func(batch int)) []string {
@@ -176,9 +185,7 @@ func readAll(ctx context.Context, t *testing.T, c *scanCache, reader any, limit 
 // journal once, however far the two would drift apart.
 func TestScanCachePacesTheReaderAhead(t *testing.T) {
 	ctx := context.Background()
-	journal, scan, reads := countedJournal(100, 1000)
-	c := newScanCache(scan, 64)
-	c.maxBytes = 3 * 10 * heldBytes(journal[0]) // three batches of ten
+	c, reads := threeBatchCache(100)
 	var wg sync.WaitGroup
 	var fast, slow []string
 	// Both start together, as a replay's runners do: a reader that comes
@@ -218,9 +225,7 @@ func TestScanCachePacesTheReaderAhead(t *testing.T) {
 // own; so does a reader that starts behind the cached batches.
 func TestScanCacheStoppedReaderHoldsBackOnce(t *testing.T) {
 	ctx := context.Background()
-	journal, scan, _ := countedJournal(200, 1000)
-	c := newScanCache(scan, 64)
-	c.maxBytes = 3 * 10 * heldBytes(journal[0])
+	c, _ := threeBatchCache(200)
 	stopped := new(int)
 	if _, err := c.next(ctx, stopped, Position{}, 10); err != nil {
 		t.Fatal(err)
@@ -250,5 +255,30 @@ func TestScanCacheStoppedReaderHoldsBackOnce(t *testing.T) {
 	rest := readAll(ctx, t, c, stopped, 10, nil)
 	if len(rest) != 200 || !slices.Equal(rest, fast) {
 		t.Errorf("the stopped reader read %d messages after it went on", len(rest))
+	}
+}
+
+// A reader held in place (a model at its own watermark while the archive
+// fills its history, or at the cluster's) reads the same batch again each
+// time the journal changes. It does not move on, so it holds the reader
+// ahead back once at most, however often it reads its batch again.
+func TestScanCacheHeldReaderHoldsBackOnce(t *testing.T) {
+	ctx := context.Background()
+	c, _ := threeBatchCache(200)
+	held := new(int)
+	start := time.Now()
+	fast := readAll(ctx, t, c, new(int), 10, func(batch int) {
+		c.pace(ctx, held, Position{})
+		msgs, err := c.next(ctx, held, Position{}, 10)
+		if err != nil || len(msgs) != 10 {
+			t.Fatalf("the held reader: %d messages, %v", len(msgs), err)
+		}
+	})
+	took := time.Since(start)
+	if len(fast) != 200 {
+		t.Fatalf("read %d messages, want 200", len(fast))
+	}
+	if took >= 2*paceWait {
+		t.Errorf("the reader ahead took %v over 20 batches; want at most one wait of %v for the held reader", took, paceWait)
 	}
 }
