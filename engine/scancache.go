@@ -47,6 +47,11 @@ type scanCache struct {
 	// of a batch no longer cached, or pace stopped waiting for them. pace
 	// never waits for them.
 	solo map[any]bool
+	// head holds the readers whose last read was short: they stand at the
+	// head of the journal, where a read is not cached and pushes no batch
+	// out, so pace does not hold them back (in a daemon, a wait there
+	// would only delay the live messages of a model that is up to date).
+	head map[any]bool
 	// moved is closed, and replaced, when a reader asks for another batch
 	// or leaves: pace waits on it.
 	moved chan struct{}
@@ -90,7 +95,7 @@ func (s *entrySize) grew(n int) {
 
 func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
 	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, entries: map[Position]*scanEntry{},
-		readers: map[any]Position{}, solo: map[any]bool{}, moved: make(chan struct{})}
+		readers: map[any]Position{}, solo: map[any]bool{}, head: map[any]bool{}, moved: make(chan struct{})}
 }
 
 // pace holds back a reader that is about to read past the cached batches
@@ -115,6 +120,9 @@ func (c *scanCache) pace(ctx context.Context, reader any, after Position) {
 	var timer *time.Timer
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.head[reader] {
+		return
+	}
 	for {
 		behind := c.needsOldest(reader, after)
 		if len(behind) == 0 {
@@ -174,9 +182,14 @@ func (c *scanCache) needsOldest(reader any, after Position) map[any]Position {
 // readers pace holds back. c.mu is held.
 func (c *scanCache) move(reader any, after Position) {
 	c.readers[reader] = after
+	c.wake()
+	c.dropPassed()
+}
+
+// wake has the readers pace holds back look again. c.mu is held.
+func (c *scanCache) wake() {
 	close(c.moved)
 	c.moved = make(chan struct{})
-	c.dropPassed()
 }
 
 // leave forgets a reader that stops reading (its runner returned), so that
@@ -186,8 +199,8 @@ func (c *scanCache) leave(reader any) {
 	defer c.mu.Unlock()
 	delete(c.readers, reader)
 	delete(c.solo, reader)
-	close(c.moved)
-	c.moved = make(chan struct{})
+	delete(c.head, reader)
+	c.wake()
 	c.dropPassed()
 }
 
@@ -243,6 +256,21 @@ func (c *scanCache) shrink() {
 // next returns up to limit messages after the position, in order. reader
 // identifies the caller (see readers); nil is a reader that is not tracked.
 func (c *scanCache) next(ctx context.Context, reader any, after Position, limit int) ([]*Message, error) {
+	msgs, err := c.read(ctx, reader, after, limit)
+	if reader != nil && err == nil {
+		c.mu.Lock()
+		if len(msgs) < limit {
+			c.head[reader] = true
+		} else {
+			delete(c.head, reader)
+		}
+		c.mu.Unlock()
+	}
+	return msgs, err
+}
+
+// read is next, but for what the cache keeps of the reader's last read.
+func (c *scanCache) read(ctx context.Context, reader any, after Position, limit int) ([]*Message, error) {
 	c.mu.Lock()
 	if reader != nil {
 		old, ok := c.readers[reader]
@@ -280,9 +308,6 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 	e := &scanEntry{done: make(chan struct{}), limit: limit, size: &entrySize{c: c}}
 	c.entries[after] = e
 	c.order = append(c.order, after)
-	for len(c.order) > c.max {
-		c.remove(c.order[0])
-	}
 	c.mu.Unlock()
 
 	// The read runs without the caller's context, so that one runner
@@ -309,6 +334,12 @@ func (c *scanCache) next(ctx context.Context, reader any, after Position, limit 
 			e.size.bytes += n
 			e.size.held = true
 			c.bytes += e.size.bytes
+			// Bounded once the batch is known to be full: a short one,
+			// read at the head of the journal, is not kept and pushes
+			// no batch out.
+			for len(c.order) > c.max {
+				c.remove(c.order[0])
+			}
 			c.shrink()
 		}
 		c.mu.Unlock()

@@ -282,3 +282,44 @@ func TestScanCacheHeldReaderHoldsBackOnce(t *testing.T) {
 		t.Errorf("the reader ahead took %v over 20 batches; want at most one wait of %v for the held reader", took, paceWait)
 	}
 }
+
+// A reader at the head of the journal (its last read was short) reads
+// batches the cache does not keep: they push no batch out, and it is not
+// held back for a reader behind, which would only delay the live
+// messages of an up-to-date model in a daemon.
+func TestScanCacheReaderAtTheHeadIsNotHeldBack(t *testing.T) {
+	ctx := context.Background()
+	_, scan, _ := countedJournal(30, 100)
+	c := newScanCache(scan, 2) // full at two batches
+	behind, head := new(int), new(int)
+	read := func(reader any, after Position, want int) {
+		t.Helper()
+		if msgs, err := c.next(ctx, reader, after, 10); err != nil || len(msgs) != want {
+			t.Fatalf("after %v: %d messages, %v; want %d", after, len(msgs), err, want)
+		}
+	}
+	read(behind, Position{}, 10)
+	// The reader ahead reads to the head; its third batch pushes out the
+	// first, which the reader behind still stands at.
+	read(head, Position{}, 10)
+	for _, us := range []int64{10, 20} {
+		read(head, Position{TimeUS: us, Key: fmt.Sprintf("k%03d", us-1)}, 10)
+	}
+	end := Position{TimeUS: 30, Key: "k029"}
+	read(head, end, 0)
+	if len(c.order) != 2 {
+		t.Fatalf("the cache holds %v after the short read at the head; want the two batches before it", c.order)
+	}
+	if !c.readers[behind].Less(c.order[0]) || c.solo[behind] {
+		t.Fatalf("the test did not set up a reader in step behind the cache: %v", c.readers[behind])
+	}
+	// Each time the journal changes, the reader at the head reads again.
+	start := time.Now()
+	for range 5 {
+		c.pace(ctx, head, end)
+		read(head, end, 0)
+	}
+	if took := time.Since(start); took >= paceWait/2 {
+		t.Errorf("the reader at the head took %v for 5 reads: it waited for the reader behind", took)
+	}
+}
