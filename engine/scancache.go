@@ -53,7 +53,7 @@ type scanCache struct {
 	// would only delay the live messages of a model that is up to date).
 	head map[any]bool
 	// moved is closed, and replaced, when a reader asks for another batch
-	// or leaves: pace waits on it.
+	// or leaves, or the cache is cleared: pace waits on it.
 	moved chan struct{}
 }
 
@@ -376,4 +376,5 @@ func (c *scanCache) inserted(from Position) {
 	c.order = nil
 	c.bytes = 0
 	c.high = Position{}
+	c.wake() // nothing is cached for them to wait for any more
 }

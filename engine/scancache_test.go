@@ -155,6 +155,18 @@ func threeBatchCache(n int) (*scanCache, *atomic.Int64) {
 	return c, reads
 }
 
+// withStoppedReader is a threeBatchCache of 200 messages with a reader
+// that read the first batch and stopped.
+func withStoppedReader(t *testing.T) (*scanCache, any) {
+	t.Helper()
+	c, _ := threeBatchCache(200)
+	stopped := new(int)
+	if _, err := c.next(context.Background(), stopped, Position{}, 10); err != nil {
+		t.Fatal(err)
+	}
+	return c, stopped
+}
+
 // readAll reads the whole journal as a runner does (pace, then next) and
 // returns the keys read; before each batch but the first it calls between.
 func readAll(ctx context.Context, t *testing.T, c *scanCache, reader any, limit int, between func(batch int)) []string {
@@ -225,11 +237,7 @@ func TestScanCachePacesTheReaderAhead(t *testing.T) {
 // own; so does a reader that starts behind the cached batches.
 func TestScanCacheStoppedReaderHoldsBackOnce(t *testing.T) {
 	ctx := context.Background()
-	c, _ := threeBatchCache(200)
-	stopped := new(int)
-	if _, err := c.next(ctx, stopped, Position{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	c, stopped := withStoppedReader(t)
 	start := time.Now()
 	late, lateAt := new(int), Position{}
 	fast := readAll(ctx, t, c, new(int), 10, func(batch int) {
@@ -321,5 +329,91 @@ func TestScanCacheReaderAtTheHeadIsNotHeldBack(t *testing.T) {
 	}
 	if took := time.Since(start); took >= paceWait/2 {
 		t.Errorf("the reader at the head took %v for 5 reads: it waited for the reader behind", took)
+	}
+}
+
+// paceHeldBack is a cache bounded to three batches of ten where a reader
+// that read the first batch stopped, and another read the next three: pace
+// holds the second back before its fifth batch, which it returns the
+// position of.
+func paceHeldBack(t *testing.T) (c *scanCache, stopped, ahead any, at Position) {
+	t.Helper()
+	ctx := context.Background()
+	c, stopped = withStoppedReader(t)
+	ahead = new(int)
+	for range 4 {
+		msgs, err := c.next(ctx, ahead, at, 10)
+		if err != nil || len(msgs) != 10 {
+			t.Fatalf("after %v: %d messages, %v", at, len(msgs), err)
+		}
+		at = msgs[9].Pos()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.needsOldest(ahead, at)) == 0 {
+		t.Fatal("pace would not hold the reader ahead back")
+	}
+	return c, stopped, ahead, at
+}
+
+// pace stops holding a reader back as soon as nobody is left to wait for
+// (the reader behind left, or the cache was cleared for a late message)
+// or its runner shuts down, not paceWait later.
+func TestScanCachePaceEndsEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(c *scanCache, stopped any, cancel func())
+	}{
+		{"reader behind leaves", func(c *scanCache, stopped any, _ func()) { c.leave(stopped) }},
+		{"late message", func(c *scanCache, _ any, _ func()) { c.inserted(Position{TimeUS: 5, Key: "k004"}) }},
+		{"shutdown", func(_ *scanCache, _ any, cancel func()) { cancel() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, stopped, ahead, at := paceHeldBack(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan time.Duration)
+			go func() {
+				start := time.Now()
+				c.pace(ctx, ahead, at)
+				done <- time.Since(start)
+			}()
+			time.Sleep(5 * time.Millisecond)
+			tc.end(c, stopped, cancel)
+			if took := <-done; took >= paceWait*3/4 {
+				t.Errorf("pace returned after %v", took)
+			}
+		})
+	}
+}
+
+// Twenty readers, one of them stopped after its first batch: the others
+// each read the whole journal, in order, once held back for the stopped one.
+func TestScanCacheManyReadersOneStopped(t *testing.T) {
+	ctx := context.Background()
+	c, _ := withStoppedReader(t)
+	var want []string
+	for i := range 200 {
+		want = append(want, fmt.Sprintf("k%03d", i))
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 19 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := readAll(ctx, t, c, new(int), 10, func(int) {
+				if i%3 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("reader %d read %d messages, want the %d of the journal in order", i, len(got), len(want))
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took >= 5*paceWait {
+		t.Errorf("19 readers took %v over 20 batches", took)
 	}
 }
