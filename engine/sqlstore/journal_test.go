@@ -242,3 +242,82 @@ func TestJournalKeysMerge(t *testing.T) {
 		t.Errorf("journal holds %s messages, want %d", got, len(seen))
 	}
 }
+
+// newKeys claims hashes in hash order, in statements of rowsPerInsert rows,
+// and returns the messages that claimed one in the order given, then the
+// ones whose hash an earlier key had (of the journal or of the call):
+// the first message of a key wins, and a colliding key is journaled once.
+func TestJournalKeysOrderAcrossStatements(t *testing.T) {
+	ctx := context.Background()
+	old := keyHash
+	// k<i> and k<i+1000> collide; the hashes run in another order than i.
+	keyHash = func(key string) int64 {
+		var i int64
+		fmt.Sscanf(key, "k%d", &i)
+		return i * 7919 % 1000
+	}
+	t.Cleanup(func() { keyHash = old })
+	db := openTest(t, 0)
+	var journaled []*engine.Message
+	for i := 1000; i < 1100; i++ {
+		journaled = append(journaled, jmsg(int64(i), fmt.Sprint("k", i), "{}"))
+	}
+	if _, err := db.Append(ctx, journaled); err != nil {
+		t.Fatal(err)
+	}
+	seen, hashes := map[string]bool{}, map[int64]bool{}
+	for _, m := range journaled {
+		seen[m.Key], hashes[keyHash(m.Key)] = true, true
+	}
+	var msgs, claimed []*engine.Message
+	colliding := map[*engine.Message]bool{}
+	for i := range 1300 {
+		key := fmt.Sprint("k", i)
+		switch {
+		case i%211 == 210:
+			key = "k1050" // a duplicate of the journal
+		case i%97 == 96:
+			key = fmt.Sprint("k", i/2) // a duplicate of the call, most often
+		}
+		m := jmsg(int64(i), key, "{}")
+		msgs = append(msgs, m)
+		switch h := keyHash(key); {
+		case seen[key]:
+		case !hashes[h]:
+			claimed = append(claimed, m)
+		default:
+			colliding[m] = true
+		}
+		seen[key], hashes[keyHash(key)] = true, true
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	fresh, dups, err := newKeys(ctx, tx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(msgs) - len(claimed) - len(colliding); dups != want || len(fresh) != len(claimed)+len(colliding) {
+		t.Fatalf("%d new, %d duplicates; want %d and %d", len(fresh), dups, len(claimed)+len(colliding), want)
+	}
+	for i, m := range claimed {
+		if fresh[i] != m {
+			t.Fatalf("new message %d is %s (time %d), want %s (time %d): not in the order given", i, fresh[i].Key, fresh[i].TimeUS, m.Key, m.TimeUS)
+		}
+	}
+	for _, m := range fresh[len(claimed):] {
+		if !colliding[m] {
+			t.Errorf("%s (time %d) returned as a colliding key", m.Key, m.TimeUS)
+		}
+	}
+	var recorded int
+	if err := tx.QueryRow(`SELECT count(*) FROM journal_collisions`).Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if recorded != len(colliding) {
+		t.Errorf("%d collisions recorded, want %d", recorded, len(colliding))
+	}
+	t.Logf("%d messages: %d claimed a hash, %d collided, %d duplicates", len(msgs), len(claimed), len(colliding), dups)
+}
