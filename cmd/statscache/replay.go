@@ -74,7 +74,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a Go CPU profile to `file` (for benchmarking)")
 	c.memoryLimit = defaultMemoryLimit
 	fs.Var(&c.memoryLimit, "memory-limit", "soft limit of the Go heap, e.g. 200MiB or 1GiB; 0: none (SQLite's page caches, about 70 MiB, come on top)")
-	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent(), "garbage the Go heap may add, as a percentage of its live part, before a collection; 0: leave it to the GOGC environment variable (default 100)")
+	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent(), "garbage the Go heap may add, as a percentage of its live part, before a collection; 0 (the default when GOGC is set): leave it to the GOGC environment variable, or Go's 100")
 	fs.Var(&c.services, "service", "`name=URL` of an HTTP service that work functions may call, e.g. koji=https://koji.fedoraproject.org/kojihub (repeatable)")
 }
 
