@@ -34,8 +34,11 @@ type Message struct {
 	rawMu  sync.Mutex
 	packed []byte                       // Raw in stored form, until Record unpacks it
 	unpack func([]byte) ([]byte, error) // nil unless packed is set
-	// grown is told how many bytes the record grew by when Record unpacks
-	// it: the scan cache that holds the message counts it (see watchSize).
+	size   int                          // the record's length once unpacked, while packed
+	// grown is told by how many bytes the unpacked record differs from
+	// size when Record unpacks it (nothing, unless the stored form's
+	// header was wrong): the scan cache that holds the message counts it
+	// (see watchSize).
 	grown interface{ grew(int) }
 
 	memoMu sync.Mutex
@@ -54,9 +57,20 @@ type Message struct {
 // messages are never unpacked, and the journal reads the runners share
 // (scanCache) hold a quarter of the bytes: at 1,000,000 messages they were
 // most of a replay's heap.
-func (m *Message) SetPacked(stored []byte, unpack func([]byte) ([]byte, error)) {
+//
+// size is the record's length once unpacked, as the stored form's header
+// gives it (0 when unknown: the stored length). Size reports it from the
+// start, so that the scan cache counts a record at what it will take once
+// a model unpacks it, not less: counted at its stored size, a batch that
+// the fedmsg.meta models unpacked after the counting models had cached it
+// grew the cache past its bound, which then dropped batches the models
+// behind had still to read (see scanCache.pace).
+func (m *Message) SetPacked(stored []byte, size int, unpack func([]byte) ([]byte, error)) {
+	if size <= 0 {
+		size = len(stored)
+	}
 	m.rawMu.Lock()
-	m.Raw, m.packed, m.unpack = nil, stored, unpack
+	m.Raw, m.packed, m.unpack, m.size = nil, stored, unpack, size
 	m.rawMu.Unlock()
 }
 
@@ -75,7 +89,7 @@ func (m *Message) Record() ([]byte, error) {
 		m.rawMu.Unlock()
 		return nil, fmt.Errorf("message %s: journal record: %w", m.ID, err)
 	}
-	grew, grown := len(raw)-len(m.packed), m.grown
+	grew, grown := len(raw)-m.size, m.grown
 	m.Raw, m.packed, m.unpack, m.grown = raw, nil, nil, nil
 	m.rawMu.Unlock()
 	// Told without rawMu: the cache takes its own lock, and holds it
@@ -86,12 +100,13 @@ func (m *Message) Record() ([]byte, error) {
 	return raw, nil
 }
 
-// Size is how many bytes the record takes in memory, stored or unpacked.
+// Size is how many bytes the record takes unpacked, whether it is yet or
+// not (see SetPacked).
 func (m *Message) Size() int {
 	m.rawMu.Lock()
 	defer m.rawMu.Unlock()
 	if m.unpack != nil {
-		return len(m.packed)
+		return m.size
 	}
 	return len(m.Raw)
 }
@@ -104,7 +119,7 @@ func (m *Message) watchSize(w interface{ grew(int) }) int {
 	defer m.rawMu.Unlock()
 	if m.unpack != nil {
 		m.grown = w
-		return len(m.packed)
+		return m.size
 	}
 	return len(m.Raw)
 }

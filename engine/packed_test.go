@@ -21,7 +21,7 @@ func TestRecordUnpacksOnce(t *testing.T) {
 	raw := []byte(`{"msg_id": "2024-a", "topic": "t", "timestamp": 1, "msg": {"x": 1}}`)
 	var calls atomic.Int32
 	m := &engine.Message{ID: "2024-a", Key: "a"}
-	m.SetPacked([]byte("pk"), func(b []byte) ([]byte, error) {
+	m.SetPacked([]byte("pk"), 0, func(b []byte) ([]byte, error) {
 		calls.Add(1)
 		if string(b) != "pk" {
 			return nil, fmt.Errorf("unpacked %q", b)
@@ -29,7 +29,14 @@ func TestRecordUnpacksOnce(t *testing.T) {
 		return raw, nil
 	})
 	if m.Size() != 2 {
-		t.Errorf("size before unpacking %d, want the stored 2", m.Size())
+		t.Errorf("size before unpacking, with no size given, %d; want the stored 2", m.Size())
+	}
+	// With the unpacked size given (the stored form's header), the message
+	// counts at that size from the start.
+	sized := &engine.Message{ID: "2024-b", Key: "b"}
+	sized.SetPacked([]byte("pk"), len(raw), func([]byte) ([]byte, error) { return raw, nil })
+	if sized.Size() != len(raw) {
+		t.Errorf("size before unpacking, with the size given, %d; want %d", sized.Size(), len(raw))
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -60,7 +67,7 @@ func TestRecordUnpacksOnce(t *testing.T) {
 // stay readable.
 func TestRecordDamaged(t *testing.T) {
 	m := &engine.Message{ID: "2024-bad", Key: "bad", Topic: "t", TimeUS: 5}
-	m.SetPacked([]byte{0xff}, func([]byte) ([]byte, error) { return nil, errors.New("corrupt frame") })
+	m.SetPacked([]byte{0xff}, 0, func([]byte) ([]byte, error) { return nil, errors.New("corrupt frame") })
 	for i := 0; i < 2; i++ {
 		if _, err := m.Record(); err == nil || !strings.Contains(err.Error(), "2024-bad") || !strings.Contains(err.Error(), "corrupt frame") {
 			t.Errorf("read %d: %v, want an error naming the message and the cause", i, err)

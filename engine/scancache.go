@@ -19,16 +19,18 @@ type scanCache struct {
 	scan func(ctx context.Context, after Position, limit int) ([]*Message, error)
 	max  int
 	// maxBytes bounds the records the cache holds (64 batches of large
-	// records would be gigabytes), counted as they are held: in the form
-	// the journal stores them (see Message.SetPacked) until a model
-	// unpacks one, then unpacked (about four times as large; a huge,
-	// repetitive body can grow by a hundred, and counted as stored such
-	// records filled gigabytes under the bound). It is not lower because runners that
-	// drift apart (the fedmsg.meta models are slower than the counting
-	// ones) then miss the cache: each reads its own copy of a message, and
-	// what messages memoize (fedmsg.meta's results) is computed again for
-	// each. With 32 MiB, replaying 100,000 messages through every shipped
-	// model took twice the CPU (37 s instead of 17.6 s).
+	// records would be gigabytes), counted at their unpacked size whether
+	// a model has unpacked them yet or not (see Message.SetPacked): a
+	// record counted as stored grew by four when a model unpacked it
+	// (a huge, repetitive body by a hundred), pushing out batches that
+	// runners behind had still to read. A record whose stored form gives
+	// no size is counted as stored and its growth told later. The bound
+	// is not lower because runners that drift apart (the fedmsg.meta
+	// models are slower than the counting ones) then miss the cache: each
+	// reads its own copy of a message, and what messages memoize
+	// (fedmsg.meta's results) is computed again for each. With 32 MiB,
+	// before the pacing (see pace), replaying 100,000 messages through
+	// every shipped model took twice the CPU (37 s instead of 17.6 s).
 	maxBytes int
 	bytes    int // records of the entries held, counted when read
 
@@ -60,8 +62,14 @@ type scanCache struct {
 // paceWait is the longest pace holds a reader back for the readers behind
 // it. A runner behind that long is not about to read the batch it waits
 // for (it is committing into a full disk, or waiting for its work queue),
-// so it is left to read on its own.
-const paceWait = 100 * time.Millisecond
+// so it is left to read on its own. It is long because a runner's time
+// between two reads includes its commit, which queues behind the other
+// models' commits for the one writer: with every shipped model (21
+// runners) on two busy cores, 100 ms let a dozen runners a replay go on
+// their own, and the batches they read again cost fedmsg.meta's work
+// again (up to 146,000 computations for 100,000 messages); with 1 s none
+// did.
+const paceWait = time.Second
 
 type scanEntry struct {
 	done  chan struct{}
@@ -227,15 +235,13 @@ func (c *scanCache) dropPassed() {
 }
 
 // defaultScanCacheBytes bounds the messages a scanCache holds, counted
-// with their records in stored form (about 250 bytes for a 1 KB record)
-// and the rest of the message: about 100,000 messages of the corpus, as
-// many as 128 MiB held when records were counted unpacked. What they
-// memoize comes on top.
+// with their records unpacked (about 1 KB for the corpus) and the rest of
+// the message: about 45,000 messages of the corpus. What they memoize
+// comes on top.
 const defaultScanCacheBytes = 64 << 20
 
-// heldBytes is what the cache counts for a message: its record as held
-// (stored form until a model reads it), its strings, and the struct with
-// what it memoizes.
+// heldBytes is what the cache counts for a message: its record unpacked
+// (see Message.Size), its strings, and the struct with what it memoizes.
 func heldBytes(m *Message) int {
 	return m.Size() + len(m.ID) + len(m.Key) + len(m.Topic) + 256
 }

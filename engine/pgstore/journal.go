@@ -206,7 +206,7 @@ func (db *DB) scan(ctx context.Context, after engine.Position, limit int) ([]*en
 		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &stored); err != nil {
 			return nil, fmt.Errorf("scan journal: %w", err)
 		}
-		m.SetPacked(stored, db.unpacker)
+		m.SetPacked(stored, sqlkit.UnpackedLen(stored), db.unpacker)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -91,6 +91,24 @@ func (c *Codec) Pack(raw []byte) []byte {
 	return raw
 }
 
+// UnpackedLen returns the length of a stored record once unpacked, from
+// its stored form's header, or its stored length when it is not packed or
+// the header does not give one (a damaged record: Unpack tells).
+func UnpackedLen(stored []byte) int {
+	if len(stored) == 0 || stored[0] != packedMark {
+		return len(stored)
+	}
+	_, n := binary.Uvarint(stored[1:])
+	if n <= 0 {
+		return len(stored)
+	}
+	size, err := s2.DecodedLen(stored[1+n:])
+	if err != nil {
+		return len(stored)
+	}
+	return size
+}
+
 // ErrUnknownDict is a stored record naming a dictionary the codec lacks.
 var ErrUnknownDict = errors.New("unknown journal dictionary")
 

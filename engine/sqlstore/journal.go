@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"statscache/engine"
+	"statscache/engine/sqlkit"
 )
 
 // Append writes the new messages in one transaction. A message whose key
@@ -138,7 +139,7 @@ func (db *DB) Scan(ctx context.Context, after engine.Position, limit int) ([]*en
 		if err := rows.Scan(&m.TimeUS, &m.Key, &m.ID, &m.Topic, &stored); err != nil {
 			return nil, fmt.Errorf("scan journal: %w", err)
 		}
-		m.SetPacked(stored, db.unpacker)
+		m.SetPacked(stored, sqlkit.UnpackedLen(stored), db.unpacker)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
