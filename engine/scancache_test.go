@@ -15,21 +15,7 @@ import (
 // again after it went is read again, never lost.
 func TestScanCacheBoundedByBytes(t *testing.T) {
 	ctx := context.Background()
-	var reads atomic.Int64
-	journal := make([]*Message, 100)
-	for i := range journal {
-		journal[i] = &Message{TimeUS: int64(i + 1), Key: fmt.Sprintf("k%03d", i), Raw: make([]byte, 1000)}
-	}
-	scan := func(_ context.Context, after Position, limit int) ([]*Message, error) {
-		reads.Add(1)
-		var out []*Message
-		for _, m := range journal {
-			if after.Less(m.Pos()) && len(out) < limit {
-				out = append(out, m)
-			}
-		}
-		return out, nil
-	}
+	journal, scan, reads := countedJournal(100, 1000)
 	c := newScanCache(scan, 64)
 	c.maxBytes = 3 * 10 * heldBytes(journal[0]) // three batches of ten
 	var at []Position
@@ -70,21 +56,7 @@ func TestScanCacheBoundedByBytes(t *testing.T) {
 // byte bound leaves; one a reader still stands before stays shared.
 func TestScanCacheDropsPassedBatches(t *testing.T) {
 	ctx := context.Background()
-	var reads atomic.Int64
-	journal := make([]*Message, 50)
-	for i := range journal {
-		journal[i] = &Message{TimeUS: int64(i + 1), Key: fmt.Sprintf("k%03d", i), Raw: make([]byte, 100)}
-	}
-	scan := func(_ context.Context, after Position, limit int) ([]*Message, error) {
-		reads.Add(1)
-		var out []*Message
-		for _, m := range journal {
-			if after.Less(m.Pos()) && len(out) < limit {
-				out = append(out, m)
-			}
-		}
-		return out, nil
-	}
+	_, scan, reads := countedJournal(50, 100)
 	c := newScanCache(scan, 64)
 	fast, slow := new(int), new(int)
 	// The fast reader reads three batches; the slow one stands at the first.
