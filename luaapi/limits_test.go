@@ -3,6 +3,7 @@ package luaapi_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -51,22 +52,31 @@ func TestBuiltinLimits(t *testing.T) {
 		file, want string
 		limits     luaapi.Limits
 		within     time.Duration
+		// maxAlloc, when set, bounds what the call allocated in Go: the
+		// measure of "refused before it is built", which a wall-clock
+		// bound only approximates on a loaded machine.
+		maxAlloc uint64
 	}{
-		{"pattern-hang.lua", "hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s", luaapi.Limits{}, 3 * time.Second},
-		{"sort-forever.lua", "hostile-sort: model exceeded a limit: a call ran longer than the limit of 500ms", luaapi.Limits{CallTimeout: 500 * time.Millisecond}, 1500 * time.Millisecond},
-		{"concat-parts.lua", "hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
-		{"shared-table.lua", `state.set("t"): the value is over 16777216 bytes of JSON, the limit`, luaapi.Limits{CallTimeout: time.Minute}, 30 * time.Second},
+		{"pattern-hang.lua", "hostile-pattern: model exceeded a limit: a call ran longer than the limit of 2s", luaapi.Limits{}, 3 * time.Second, 0},
+		{"sort-forever.lua", "hostile-sort: model exceeded a limit: a call ran longer than the limit of 500ms", luaapi.Limits{CallTimeout: 500 * time.Millisecond}, 1500 * time.Millisecond, 0},
+		{"concat-parts.lua", "hostile-concat-parts: model exceeded a limit: built-in functions allocated more than the limit of 512 MiB during one call", luaapi.Limits{CallTimeout: time.Minute}, time.Minute, 0},
+		{"shared-table.lua", `state.set("t"): the value is over 16777216 bytes of JSON, the limit`, luaapi.Limits{CallTimeout: time.Minute}, 30 * time.Second, 0},
 		// A string doubled with .. is refused at 16 MiB, before it is
-		// built, like string.rep's result: a Lua error, not a limit.
-		{"concat-growth.lua", "concatenation (..): the result would be 33554432 bytes, over the limit of 16777216", luaapi.Limits{CallTimeout: time.Minute}, time.Second},
-		{"concat-loop.lua", "hostile-concat-loop: model exceeded a limit: built-in functions allocated more than the limit of 64 MiB during one call", luaapi.Limits{CallTimeout: time.Minute, MemoryLimit: 64 << 20}, 5 * time.Second},
-		{"gsub-repeat.lua", "string.gsub: the result would be over 16777216 bytes, the limit", luaapi.Limits{CallTimeout: time.Minute}, time.Minute},
+		// built, like string.rep's result: a Lua error, not a limit. The
+		// doublings up to it allocate 32 MiB; building the refused
+		// result would make 64.
+		{"concat-growth.lua", "concatenation (..): the result would be 33554432 bytes, over the limit of 16777216", luaapi.Limits{CallTimeout: time.Minute}, time.Minute, 48 << 20},
+		{"concat-loop.lua", "hostile-concat-loop: model exceeded a limit: built-in functions allocated more than the limit of 64 MiB during one call", luaapi.Limits{CallTimeout: time.Minute, MemoryLimit: 64 << 20}, 5 * time.Second, 0},
+		{"gsub-repeat.lua", "string.gsub: the result would be over 16777216 bytes, the limit", luaapi.Limits{CallTimeout: time.Minute}, time.Minute, 0},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			m := openFile(t, "testdata/"+tc.file, luaapi.Options{Limits: tc.limits})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			start := time.Now()
 			err := m.Process(context.Background(), testMsg)
 			took := time.Since(start)
+			runtime.ReadMemStats(&after)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
@@ -75,6 +85,9 @@ func TestBuiltinLimits(t *testing.T) {
 			}
 			if took > tc.within {
 				t.Errorf("stopped after %s, want within %s", took, tc.within)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; tc.maxAlloc > 0 && alloc > tc.maxAlloc {
+				t.Errorf("the call allocated %d MiB, want at most %d MiB", alloc>>20, tc.maxAlloc>>20)
 			}
 		})
 	}
