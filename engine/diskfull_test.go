@@ -104,7 +104,7 @@ func TestEngineDiskFullStalls(t *testing.T) {
 			// Stalled: tried every StallRetry, without running update again.
 			n0, fl0 := store.commits.Load(), flushes.Load()
 			time.Sleep(time.Second)
-			if n := store.commits.Load() - n0; n < 5 || n > 13 {
+			if n := store.commits.Load() - n0; n < 2 || n > 13 { // fewer on a starved machine, never a busy loop
 				t.Errorf("%d commit attempts in 1 s while stalled, want about 10 (every 100ms)", n)
 			}
 			if fl := flushes.Load() - fl0; fl != 0 {

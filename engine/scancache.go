@@ -57,6 +57,10 @@ type scanCache struct {
 	// moved is closed, and replaced, when a reader asks for another batch
 	// or leaves, or the cache is cleared: pace waits on it.
 	moved chan struct{}
+	// waits counts the pace calls that held their reader back, timeouts
+	// those that gave up after paceWait: what the tests check, rather
+	// than wall time, which a loaded machine stretches by seconds.
+	waits, timeouts int
 }
 
 // paceWait is the longest pace holds a reader back for the readers behind
@@ -139,6 +143,7 @@ func (c *scanCache) pace(ctx context.Context, reader any, after Position) {
 		if timer == nil {
 			timer = time.NewTimer(paceWait)
 			defer timer.Stop()
+			c.waits++
 		}
 		moved := c.moved
 		c.mu.Unlock()
@@ -150,6 +155,7 @@ func (c *scanCache) pace(ctx context.Context, reader any, after Position) {
 			return
 		case <-timer.C:
 			c.mu.Lock()
+			c.timeouts++
 			for r, p := range behind {
 				if c.readers[r] == p {
 					c.solo[r] = true
