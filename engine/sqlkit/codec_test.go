@@ -16,14 +16,7 @@ func TestUnpackedLen(t *testing.T) {
 		records = append(records, []byte(fmt.Sprintf(`{"topic": "org.fedoraproject.prod.t%d", "msg": {"user": "u%d", "text": %q}}`, i%5, i, bytes.Repeat([]byte("fedora "), i))))
 		topics = append(topics, fmt.Sprintf("t%d", i%5))
 	}
-	plain, err := NewCodec(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withDict, err := plain.With(1, DictContent(records, topics))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, withDict := testCodecs(t, records, topics)
 	cases := map[string][]byte{
 		"long, no dictionary":  bytes.Repeat([]byte(`{"a": 1}`), 1000),
 		"long, dictionary":     records[DictMinRecords-1],
@@ -49,4 +42,19 @@ func TestUnpackedLen(t *testing.T) {
 			t.Errorf("damaged %x: UnpackedLen %d, want the stored %d", stored, got, len(stored))
 		}
 	}
+}
+
+// testCodecs returns a codec without a dictionary and one with a
+// dictionary made of records.
+func testCodecs(t testing.TB, records [][]byte, topics []string) (plain, withDict *Codec) {
+	t.Helper()
+	plain, err := NewCodec(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDict, err = plain.With(1, DictContent(records, topics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain, withDict
 }
