@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,11 +96,12 @@ func (b *bodyReader) Process(ctx context.Context, m *engine.Message) error {
 	return b.fakeModel.Process(ctx, m)
 }
 
-// TestDamagedJournalRecord: a record damaged in the journal file costs
-// only the models that read its body: they record an error for that
-// message and go on; a model that counts by topic counts it.
-func TestDamagedJournalRecord(t *testing.T) {
-	db := openTestDB(t, "")
+// damagedJournal journals 20 messages k01 to k20 of one topic for a
+// counting model and a body-reading model, then overwrites k05's stored
+// record with raw, as damage to the database file would: it returns the
+// engine, to be run, and the messages.
+func damagedJournal(t *testing.T, db *testDB, raw []byte) (*engine.Engine, []*engine.Message) {
+	t.Helper()
 	counting := newFake("counting")
 	reading := &bodyReader{fakeModel: newFake("reading")}
 	e := newEngine(t, db, engine.Config{BatchSize: 7}, counting, reading)
@@ -108,10 +110,17 @@ func TestDamagedJournalRecord(t *testing.T) {
 		msgs = append(msgs, message(t, fmt.Sprintf("2024-k%02d", i), "org.fedoraproject.prod.a", float64(i)))
 	}
 	ingest(t, e, msgs...)
-	if _, err := db.sql.Exec(`UPDATE journal SET raw = x'ff00ff00' WHERE key = 'k05'`); err != nil {
+	if _, err := db.sql.Exec(`UPDATE journal SET raw = ? WHERE key = 'k05'`, raw); err != nil {
 		t.Fatal(err)
 	}
-	run(t, e)
+	return e, msgs
+}
+
+// checkDamaged checks a run over damagedJournal: the counting model
+// counted all 20, the body-reading model the 19 others and recorded one
+// error, for k05, that contains want, and both went on to the end.
+func checkDamaged(t *testing.T, db *testDB, msgs []*engine.Message, want string) {
+	t.Helper()
 	if got := db.counts(t, "counting")["org.fedoraproject.prod.a"]; got != 20 {
 		t.Errorf("the counting model counted %d, want 20", got)
 	}
@@ -119,10 +128,46 @@ func TestDamagedJournalRecord(t *testing.T) {
 		t.Errorf("the body-reading model counted %d, want the 19 undamaged", got)
 	}
 	errs := db.modelErrors(t, "reading")
-	if len(errs) != 1 || errs[0].MsgID != "2024-k05" {
-		t.Fatalf("errors of the body-reading model: %+v, want one for 2024-k05", errs)
+	if len(errs) != 1 || errs[0].MsgID != "2024-k05" || !strings.Contains(errs[0].Err, want) {
+		t.Fatalf("errors of the body-reading model: %+v, want one for 2024-k05 that says %q", errs, want)
 	}
-	if last := msgs[len(msgs)-1].Pos(); db.model(t, "reading").Cursor != last || db.model(t, "counting").Cursor != last {
-		t.Errorf("cursors %v and %v, want both at %v", db.model(t, "reading").Cursor, db.model(t, "counting").Cursor, last)
+	last := msgs[len(msgs)-1].Pos()
+	for _, id := range []string{"counting", "reading"} {
+		if m := db.model(t, id); m.Cursor != last || m.Status != "ok" {
+			t.Errorf("%s: %+v, want ok at %v", id, m, last)
+		}
 	}
+}
+
+// TestDamagedJournalRecord: a record damaged in the journal file costs
+// only the models that read its body: they record an error for that
+// message and go on; a model that counts by topic counts it.
+func TestDamagedJournalRecord(t *testing.T) {
+	db := openTestDB(t, "")
+	e, msgs := damagedJournal(t, db, []byte{0xff, 0x00, 0xff, 0x00})
+	run(t, e)
+	checkDamaged(t, db, msgs, "message 2024-k05")
+}
+
+// TestJournalRecordClaimingGigabytes: a journal row whose stored record
+// says it unpacks to 3 GiB and holds 4 bytes (bit rot, or an edit of the
+// database file) costs the models that read its body one error naming the
+// message and the mismatch, not 3 GiB of memory each time it is read; the
+// counting model counts it and both go on to the end.
+func TestJournalRecordClaimingGigabytes(t *testing.T) {
+	db := openTestDB(t, "")
+	// Packed (0), no dictionary (0), an S2 block whose header claims
+	// 3 GiB (uvarint 80 80 80 80 0c) and whose one operation is a literal
+	// of 4 bytes.
+	e, msgs := damagedJournal(t, db, []byte{0, 0, 0x80, 0x80, 0x80, 0x80, 0x0c, 0x0c, 'a', 'b', 'c', 'd'})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	run(t, e)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the run allocated %d bytes", alloc)
+	if alloc > 64<<20 {
+		t.Errorf("the run allocated %d bytes", alloc)
+	}
+	checkDamaged(t, db, msgs, "message 2024-k05: journal record: decompress record: the header claims 3221225472 bytes, its operations make 4")
 }
