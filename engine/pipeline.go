@@ -76,7 +76,13 @@ type Config struct {
 	// OnFenced, if set, is told when a commit was refused because the
 	// model's lease moved (the model stopped here). It must not block.
 	OnFenced func(key string, f Fence)
-	Logger   *slog.Logger
+	// Drain bounds the store work a model still does once its context has
+	// ended (a shutdown, or its lease given up): the commit underway, the
+	// last commit, a status write. A commit that does not get through in
+	// that time is rolled back, and its batch processed again at the next
+	// start (see WithDrain).
+	Drain  time.Duration
+	Logger *slog.Logger
 }
 
 // Default engine settings.
@@ -90,6 +96,9 @@ const (
 	DefaultMaxErrorShare = 0.5
 	DefaultDiskFullWait  = time.Minute
 	DefaultStallRetry    = 30 * time.Second
+	// DefaultDrain is the drain time of the whole daemon: the follower,
+	// the models and the cluster node all stop within it.
+	DefaultDrain = 10 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -116,6 +125,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DiskFullWait <= 0 {
 		c.DiskFullWait = DefaultDiskFullWait
+	}
+	if c.Drain <= 0 {
+		c.Drain = DefaultDrain
 	}
 	if c.StallRetry <= 0 {
 		c.StallRetry = DefaultStallRetry
@@ -203,6 +215,7 @@ func New(store Store, cfg Config) *Engine {
 		swap:    make(chan struct{}, 1),
 		leases:  map[string]Fence{},
 	}
+	e.cache.drain = cfg.Drain
 	e.watermark.Store(math.MaxInt64)
 	e.clusterWM.Store(math.MaxInt64)
 	return e
@@ -293,7 +306,11 @@ func (e *Engine) start(r *runner) {
 	if rs.ended || rs.ctx.Err() != nil {
 		return
 	}
+	// The runner's stop clock notes when it was told to stop (the
+	// engine's stop, or its lease given up): its last commit's drain
+	// counts from then.
 	ctx, cancel := context.WithCancel(rs.ctx)
+	ctx = WithStopClock(ctx)
 	r.cancel = cancel
 	r.done = make(chan struct{})
 	rs.n++

@@ -292,7 +292,10 @@ func (e *Engine) promote(ctx context.Context, r *runner) error {
 		old.cancel()
 		<-old.done
 	}
-	if err := e.store.Promote(context.WithoutCancel(ctx), shadow, target, r.fence); err != nil {
+	pctx, cancel := WithDrain(ctx, e.cfg.Drain)
+	err := e.store.Promote(pctx, shadow, target, r.fence)
+	cancel()
+	if err != nil {
 		err = fmt.Errorf("promote the rebuilt table of %s (the old table is kept): %w", target, err)
 		if errors.Is(err, ErrFenced) {
 			// Another instance runs the model now: the rebuild stops

@@ -186,7 +186,9 @@ func (r *runner) fail(ctx context.Context, reason string) {
 	r.failed = reason
 	r.mu.Unlock()
 	r.log.Error("model stopped", "reason", reason, "cursor", r.committed)
-	err := r.e.store.SetStatus(context.WithoutCancel(ctx), r.spec.Ident, "failed", reason, r.fence)
+	sctx, cancel := WithDrain(ctx, r.e.cfg.Drain)
+	defer cancel()
+	err := r.e.store.SetStatus(sctx, r.spec.Ident, "failed", reason, r.fence)
 	if errors.Is(err, ErrFenced) {
 		// Another instance runs the model now: the failure is this one's
 		// alone (a call that outran its time limit across a pause, say),
@@ -208,6 +210,12 @@ func (r *runner) run(ctx context.Context, follow bool) {
 	if r.isFailed() {
 		return
 	}
+	// A model reads its committed state while it processes, also while
+	// the last commit processes a batch again: those reads get the drain
+	// time after ctx ends, as the commit does.
+	sctx, cancel := WithDrain(ctx, r.e.cfg.Drain)
+	defer cancel()
+	r.state.ctx = sctx
 	// The runner holds the model (its lease, or the only instance) from
 	// here until it returns, so the state it reads now changes only by
 	// its own commits.
@@ -608,6 +616,8 @@ const maxUnlockedRedos = 3
 // reason) and its commit tried again every Config.StallRetry, so it resumes
 // by itself once there is space. Every wait ends with ctx: a shutdown tries
 // the commit once more and leaves an uncommitted batch to the next start.
+// The store work itself is given Config.Drain after ctx ends, no more: a
+// database that does not answer must not hold the shutdown up.
 func (r *runner) commit(ctx context.Context) {
 	if r.window.seen >= min(100, r.e.cfg.ErrorWindow) {
 		r.checkErrorShare(ctx)
@@ -618,9 +628,12 @@ func (r *runner) commit(ctx context.Context) {
 	backoff := 200 * time.Millisecond
 	flushFailures, redos := 0, 0
 	var fullSince time.Time
-	// The store work of a commit is not cut short by shutdown: a
-	// transaction is written whole or not at all.
-	sctx := context.WithoutCancel(ctx)
+	// The store work of a commit is not cut short the moment shutdown
+	// begins (a transaction is written whole or not at all), but it ends
+	// with the drain time: a transaction cut then is rolled back by the
+	// database, and the next start processes the batch again.
+	sctx, cancel := WithDrain(ctx, r.e.cfg.Drain)
+	defer cancel()
 	for {
 		err := r.prepare(sctx)
 		if err == nil && !r.isFailed() {
@@ -682,6 +695,10 @@ func (r *runner) commit(ctx context.Context) {
 			}
 		} else {
 			fullSince = time.Time{}
+		}
+		if ctx.Err() != nil {
+			r.log.Error("commit at shutdown failed: the batch is processed again at the next start", "err", err, "cursor", r.committed)
+			return
 		}
 		if r.stallReason() == "" {
 			r.log.Error("commit failed", "err", err, "retry_in", wait)

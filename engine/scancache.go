@@ -33,6 +33,8 @@ type scanCache struct {
 	// every shipped model took twice the CPU (37 s instead of 17.6 s).
 	maxBytes int
 	bytes    int // records of the entries held, counted when read
+	// drain bounds a read once its caller's context has ended (see next).
+	drain time.Duration
 
 	mu      sync.Mutex
 	entries map[Position]*scanEntry
@@ -106,7 +108,7 @@ func (s *entrySize) grew(n int) {
 }
 
 func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
-	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, entries: map[Position]*scanEntry{},
+	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, drain: DefaultDrain, entries: map[Position]*scanEntry{},
 		readers: map[any]Position{}, solo: map[any]bool{}, head: map[any]bool{}, moved: make(chan struct{})}
 }
 
@@ -322,9 +324,12 @@ func (c *scanCache) read(ctx context.Context, reader any, after Position, limit 
 	c.order = append(c.order, after)
 	c.mu.Unlock()
 
-	// The read runs without the caller's context, so that one runner
-	// shutting down does not fail the read that others wait for.
-	e.msgs, e.err = c.scan(context.WithoutCancel(ctx), after, limit)
+	// The read is not cut short when the caller's context ends, so that
+	// one runner shutting down does not fail the read that others wait
+	// for; it ends with the drain, like a commit.
+	sctx, cancel := WithDrain(ctx, c.drain)
+	e.msgs, e.err = c.scan(sctx, after, limit)
+	cancel()
 	close(e.done)
 	if e.err != nil || len(e.msgs) < limit {
 		c.mu.Lock()

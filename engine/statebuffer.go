@@ -35,6 +35,9 @@ type stateBuffer struct {
 	known    map[string]*string
 	complete bool
 	max      int
+	// ctx is what a read of committed state runs with (the runner's, with
+	// its drain: see runner.run); nil: context.Background.
+	ctx context.Context
 }
 
 func (s *stateBuffer) reset() { s.pending = map[string]*string{} }
@@ -99,7 +102,11 @@ func (s *stateBuffer) Get(key string) (string, bool, error) {
 	if s.complete {
 		return "", false, nil
 	}
-	val, found, err := s.store.LoadState(context.Background(), s.ident, key)
+	ctx := s.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	val, found, err := s.store.LoadState(ctx, s.ident, key)
 	if err != nil {
 		return "", false, err
 	}

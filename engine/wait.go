@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,4 +30,56 @@ func Jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// WithDrain returns a context for store work that a stop must not cut short
+// at once (a transaction is written whole or not at all, a lease is handed
+// back) but that must not outlast the drain either: it does not end with
+// ctx, but drain after ctx ended. A database that stops answering (a paused
+// server, a dead network path) then holds a shutdown up for drain at most:
+// the work cut short is a transaction the database rolls back, done again
+// at the next start. The drain counts from the moment ctx ended when ctx
+// carries a stop clock (WithStopClock), also for a context made after that
+// moment; otherwise from when WithDrain sees ctx end. cancel releases the
+// context.
+func WithDrain(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		wait := drain
+		if c, ok := ctx.Value(stopClockKey{}).(*stopClock); ok {
+			if at := c.at.Load(); at != 0 {
+				wait = time.Until(time.Unix(0, at).Add(drain))
+			}
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(fmt.Errorf("%w: %s after the stop", ErrDrainOver, drain))
+		case <-dctx.Done():
+		}
+	})
+	return dctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// ErrDrainOver is the cause of a WithDrain context ended by its drain.
+var ErrDrainOver = errors.New("the drain time is over")
+
+type stopClockKey struct{}
+
+// stopClock holds when a context ended (unix ns), 0 before.
+type stopClock struct{ at atomic.Int64 }
+
+// WithStopClock returns ctx noting the moment it ends, so that every drain
+// derived from it (WithDrain) ends at the same time however late the work
+// began: a model that reaches its last commit only after waiting for a lock
+// gets what is left of the drain, not a fresh one.
+func WithStopClock(ctx context.Context) context.Context {
+	c := &stopClock{}
+	ctx = context.WithValue(ctx, stopClockKey{}, c)
+	context.AfterFunc(ctx, func() { c.at.CompareAndSwap(0, time.Now().UnixNano()) })
+	return ctx
 }

@@ -93,7 +93,12 @@ type Config struct {
 	// OnGrant is called after models started here (their holds may need
 	// setting: the daemon's follower replans).
 	OnGrant func()
-	Logger  *slog.Logger
+	// Drain bounds the stop (default engine.DefaultDrain): the models'
+	// last commits, the leases given back and the heartbeat removed all
+	// end within it after Run's context ends. What it cuts short the
+	// others learn when the leases expire.
+	Drain  time.Duration
+	Logger *slog.Logger
 }
 
 // DefaultLease is Config.Lease when it is not set.
@@ -129,6 +134,9 @@ func New(cfg Config, store Store, eng Engine) *Node {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = engine.DefaultDrain
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,7 +153,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			n.leave()
+			n.leave(ctx)
 			return nil
 		}
 	}
@@ -435,9 +443,11 @@ func (n *Node) setFill(f *engine.Fence) {
 
 // leave stops the models, releases the leases and removes the heartbeat
 // row, so that the others take over at their next tick instead of
-// waiting for the leases to expire.
-func (n *Node) leave() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// waiting for the leases to expire. It is given the drain time from the
+// moment ctx ended, the models' last commits included: a database that
+// does not answer must not hold the stop up.
+func (n *Node) leave(stopped context.Context) {
+	ctx, cancel := engine.WithDrain(stopped, n.cfg.Drain)
 	defer cancel()
 	for k, f := range n.eng.Granted() {
 		n.eng.Release(k)

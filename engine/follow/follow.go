@@ -98,8 +98,8 @@ type Config struct {
 	// otherwise (the daemon's epoch).
 	Start time.Time
 	// Drain bounds how long a stop keeps trying to journal what the bus
-	// had handed over (a journal that cannot be written must not keep
-	// SIGTERM from ending the process).
+	// had handed over, counted from the stop (a journal that cannot be
+	// written must not keep SIGTERM from ending the process).
 	Drain time.Duration
 	// LiveBatch and LiveFlush group live messages into journal appends.
 	LiveBatch int
@@ -122,7 +122,7 @@ const (
 	DefaultLateness  = 3 * time.Second
 	DefaultMargin    = 5 * time.Second
 	DefaultVerify    = time.Minute
-	DefaultDrain     = 10 * time.Second
+	DefaultDrain     = engine.DefaultDrain
 	DefaultLiveBatch = 1000
 	DefaultLiveFlush = 100 * time.Millisecond
 )
@@ -244,6 +244,12 @@ func (f *Follower) Run(ctx context.Context) error {
 	defer stop()
 	liveCtx, stopLive := context.WithCancel(context.Background())
 	defer stopLive()
+	// The live loop's appends outlive ctx by Drain at most, counted from
+	// the stop (not from when the live loop starts draining, after the
+	// sources ended): an append that the database leaves unanswered when
+	// the stop begins is cut then, with everything else.
+	appendCtx, cancelAppends := engine.WithDrain(ctx, f.cfg.Drain)
+	defer cancelAppends()
 	var wg sync.WaitGroup
 	live := make(chan liveMsg, 1<<16)
 	liveDone := make(chan struct{})
@@ -271,7 +277,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		// then drains within Drain.
 		go func() {
 			defer close(liveDone)
-			f.liveLoop(liveCtx, live)
+			f.liveLoop(liveCtx, appendCtx, live)
 		}()
 	} else {
 		close(liveDone)
@@ -359,13 +365,16 @@ type liveMsg struct {
 // liveLoop journals bus messages in small batches (every LiveFlush or
 // LiveBatch messages, whichever comes first) and tells the bus which are
 // journaled. A journal that fails is retried; a message is acknowledged
-// only once its append committed.
-func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
+// only once its append committed. The loop drains when ctx ends; every
+// append runs with appendCtx, which ends Drain after the stop.
+func (f *Follower) liveLoop(ctx, appendCtx context.Context, live <-chan liveMsg) {
 	var batch []liveMsg
 	msgs := make([]*engine.Message, 0, f.cfg.LiveBatch)
 	t := time.NewTicker(f.cfg.LiveFlush)
 	defer t.Stop()
-	flush := func(ctx context.Context) {
+	// flush appends the batch, retrying a failed append every second
+	// until wait ends.
+	flush := func(wait context.Context) {
 		if len(batch) == 0 {
 			return
 		}
@@ -374,7 +383,7 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 			msgs = append(msgs, lm.m)
 		}
 		for {
-			res, err := f.eng.Ingest(ctx, msgs)
+			res, err := f.eng.Ingest(appendCtx, msgs)
 			if err == nil {
 				if f.cfg.OnIngest != nil {
 					f.cfg.OnIngest("bus", len(msgs), res)
@@ -386,7 +395,7 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 				break
 			}
 			f.log.Error("journal live messages; retrying", "err", err)
-			if !engine.Sleep(ctx, time.Second) {
+			if !engine.Sleep(wait, time.Second) {
 				return // not acknowledged: the bus redelivers (AMQP) or the archive fills them
 			}
 		}
@@ -408,15 +417,13 @@ func (f *Follower) liveLoop(ctx context.Context, live <-chan liveMsg) {
 			flush(ctx)
 		case <-ctx.Done():
 			// Journal what the subscription handed over, then stop,
-			// within Drain.
-			drain, cancel := context.WithTimeout(context.Background(), f.cfg.Drain)
-			defer cancel()
+			// within Drain of the stop.
 			for {
 				select {
 				case lm := <-live:
 					batch = append(batch, lm)
 				default:
-					flush(drain)
+					flush(appendCtx)
 					return
 				}
 			}
