@@ -38,7 +38,7 @@ func (d *daemon) newNode(ctx context.Context, fill bool) *cluster.Node {
 		id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
 	return cluster.New(cluster.Config{
-		ID: id, Lease: d.cfg.lease, Watermark: d.fol.Promise, Fill: fill,
+		ID: id, Lease: d.cfg.lease, Watermark: d.fol.Promise, Fill: fill, Drain: d.drain,
 		OnFill:   func(bool) { d.fol.Replan() },
 		OnGrant:  d.fol.Replan,
 		OnReload: func() { d.reload(ctx) },

@@ -67,6 +67,9 @@ type daemon struct {
 	fol  *follow.Follower
 	met  *metrics
 	node *cluster.Node // nil on SQLite: one instance, no leases
+	// drain bounds the stop after SIGTERM: every part of the daemon ends
+	// within it (see stop).
+	drain time.Duration
 
 	mu      sync.Mutex
 	addr    net.Addr
@@ -87,6 +90,8 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	}
 	// Every model waits until the follower has said how far it may go.
 	c.hold = true
+	// The follower, the models and the cluster node share one drain time.
+	c.drain = engine.DefaultDrain
 	// On PostgreSQL several instances may share the database: a model
 	// runs only where its lease is held.
 	c.leased = pgstore.IsURL(c.db)
@@ -100,12 +105,15 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, p: p, started: time.Now()}
+	d := &daemon{cfg: cfg, log: log, p: p, started: time.Now(), drain: c.drain}
 	d.met = newMetrics(d)
 	keepReject := func(source string) func(engine.Reject) {
 		return func(r engine.Reject) {
 			d.met.rejected.WithLabelValues(source).Inc()
-			if err := p.db.AddRejects(context.Background(), []engine.Reject{r}); err != nil {
+			// Written also while the sources drain, not after the drain.
+			rctx, cancel := engine.WithDrain(ctx, d.drain)
+			defer cancel()
+			if err := p.db.AddRejects(rctx, []engine.Reject{r}); err != nil {
 				log.Error("keep rejected record", "err", err)
 			}
 		}
@@ -131,7 +139,7 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	}
 	fcfg := follow.Config{
 		Settle: cfg.settle, Lateness: cfg.lateness, Margin: cfg.margin, Verify: cfg.verify,
-		Start: c.epoch, OnIngest: d.met.count, Logger: log.With("part", "follow"),
+		Start: c.epoch, OnIngest: d.met.count, Drain: d.drain, Logger: log.With("part", "follow"),
 	}
 	if c.leased {
 		fcfg.FillGate = d.holdsFill
@@ -143,45 +151,129 @@ func newDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger, stderr i
 	return d, nil
 }
 
-// run runs the daemon until ctx ends, then drains and commits.
+// run runs the daemon until ctx ends, then drains and commits (see stop).
 func (d *daemon) run(ctx context.Context, stdout io.Writer) error {
-	defer d.p.db.Close()
 	// The follower ends only when told to, or when it cannot start: then
 	// the daemon stops too (without it nothing is journaled and every
 	// model stays held).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Every part's drain counts from the moment the stop began.
+	ctx = engine.WithStopClock(ctx)
 	folDone := make(chan error, 1)
 	go func() { folDone <- d.fol.Run(ctx) }()
 	engDone := make(chan error, 1)
 	go func() { engDone <- d.p.eng.Run(ctx, true) }()
+	var ferr error
+	follower := stopStep{"the follower (journaling what the bus handed over)", func(time.Time) error {
+		if folDone != nil {
+			ferr = <-folDone
+		}
+		return ferr
+	}}
+	models := stopStep{"the models' last commits", func(time.Time) error { return <-engDone }}
+	closeDB := stopStep{"closing the database", d.closeStore}
 
 	srv, err := d.serve()
 	if err != nil {
 		cancel() // the follower and the engine end only when told to
-		<-folDone
-		<-engDone
-		return err
+		return errors.Join(err, d.stop(follower, models, closeDB))
 	}
 	nodeDone := d.runNode(ctx)
-	defer func() { <-nodeDone }() // the leases are released before the store closes
 	fmt.Fprintf(stdout, "statscache is running: http://%s/ (API at /api/, metrics at /metrics, status at /status)\n", d.addr)
 	d.log.Info("running", "addr", d.addr.String(), "models", len(d.p.idents), "bus", d.cfg.buses, "archive", d.cfg.datagrepper)
 
-	var ferr error
 	select {
 	case <-ctx.Done():
-		d.log.Info("stopping: draining and committing (a second signal exits at once)")
-		ferr = <-folDone
+		d.log.Info("stopping: draining and committing (a second signal exits at once)", "drain", d.drain)
 	case ferr = <-folDone:
+		folDone = nil
 		d.log.Error("the follower stopped: stopping", "err", ferr)
 		cancel()
 	}
-	err = <-engDone
-	shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	srv.Shutdown(shut)
-	return errors.Join(ferr, err)
+	return d.stop(follower, models,
+		stopStep{"the HTTP server", func(by time.Time) error {
+			shut, stop := context.WithDeadline(context.Background(), by)
+			defer stop()
+			if srv.Shutdown(shut) != nil {
+				srv.Close() // requests still waiting for the database end with their connections
+			}
+			return nil
+		}},
+		// The leases are released before the store closes.
+		stopStep{"the lease release", func(time.Time) error { <-nodeDone; return nil }},
+		closeDB)
+}
+
+// closeStore closes the store, waiting for it until the drain deadline (and
+// a quarter of a second at least, well within drainGrace). A connection
+// cut short by the drain may keep closing after that (pgx first asks a
+// server that does not answer to cancel the statement, for up to 15 s):
+// nothing is at stake then, since every transaction has ended one way or
+// the other, so the process need not wait.
+func (d *daemon) closeStore(by time.Time) error {
+	done := make(chan error, 1)
+	go func() { done <- d.p.db.Close() }()
+	t := time.NewTimer(max(time.Until(by), 250*time.Millisecond))
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		d.log.Warn("the database's connections are still closing: not waiting for them (no transaction is open)")
+		return nil
+	}
+}
+
+// stopStep is one part of the daemon's stop: do waits for it to end, or
+// ends it, by the drain deadline it is given.
+type stopStep struct {
+	what string
+	do   func(by time.Time) error
+}
+
+// drainGrace is how long past the drain time stop still waits for a part
+// before it abandons it.
+const drainGrace = 2 * time.Second
+
+// stop runs the steps of the stop in order, once the daemon's context has
+// ended. Each part bounds its own work by the drain time (the follower's
+// last appends, the models' last commits, the lease release: see
+// engine.WithDrain). A part still running drainGrace after the drain time
+// is abandoned, so that SIGTERM ends the process even when a call is stuck
+// where no deadline reaches it (SQLite waiting out its busy timeout for a
+// lock another process holds, inside cgo): stop logs which part it
+// abandoned and returns an error, and the process exits. Nothing is lost by
+// it: a transaction that did not commit is rolled back by the database, and
+// the next start processes its batch again.
+func (d *daemon) stop(steps ...stopStep) error {
+	by := time.Now().Add(d.drain)
+	var mu sync.Mutex
+	current := ""
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		for _, s := range steps {
+			mu.Lock()
+			current = s.what
+			mu.Unlock()
+			errs = append(errs, s.do(by))
+		}
+		done <- errors.Join(errs...)
+	}()
+	t := time.NewTimer(d.drain + drainGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	d.log.Error("the drain time is over: exiting without waiting for "+current+
+		" (what was not committed is rolled back by the database and processed again at the next start)",
+		"drain", d.drain, "waited", d.drain+drainGrace)
+	return fmt.Errorf("stopped after the drain time (%s) without waiting for %s", d.drain, current)
 }
 
 // drawProgress draws the archive fill's progress line on a terminal.

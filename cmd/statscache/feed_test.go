@@ -75,3 +75,28 @@ func shippedScripts(t testing.TB, names ...string) string {
 	}
 	return dir
 }
+
+// recountAfterFeed lets d run for settle more, stops the feed, waits until
+// d's models have counted every record the corpus holds, stops d and the
+// publisher (pub, and wait for it), and checks db's tables against an
+// independent recount, and that nothing was journaled late. It returns
+// how many records the corpus holds and the hourly recount by category.
+func recountAfterFeed(t *testing.T, d *daemonProc, settle time.Duration, fd *feed, pub io.Closer, wait func(), db string) (int64, map[string]int64) {
+	t.Helper()
+	time.Sleep(settle)
+	want := fd.Stop()
+	d.waitTotal(t, want)
+	st := d.status(t)
+	d.stop(t)
+	pub.Close()
+	wait()
+
+	wantCat, wantMin := fd.c.recount()
+	gotCat, gotMin := tables(t, db)
+	sameCounts(t, "volume-by-category-1h", gotCat, wantCat)
+	sameCounts(t, "volume-1m", gotMin, wantMin)
+	if late := st["journal"].(map[string]any)["late"].(float64); late != 0 {
+		t.Errorf("%v messages flagged late", late)
+	}
+	return want, wantCat
+}

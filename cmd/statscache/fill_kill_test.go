@@ -66,21 +66,7 @@ func daemonKilledDuringHistoryFill(t *testing.T, k storeKind) {
 		t.Errorf("only %d of 5 kills came during the history fill: the test does not test what it says", midFill)
 	}
 	d := startDaemon(t, args...)
-	time.Sleep(2 * time.Second)
-	want := fd.Stop()
-	d.waitTotal(t, want)
-	st := d.status(t)
-	d.stop(t)
-	pyIn.Close()
-	pyWait()
-
-	wantCat, wantMin := c.recount()
-	gotCat, gotMin := tables(t, db)
-	sameCounts(t, "volume-by-category-1h", gotCat, wantCat)
-	sameCounts(t, "volume-1m", gotMin, wantMin)
-	if late := st["journal"].(map[string]any)["late"].(float64); late != 0 {
-		t.Errorf("%v messages flagged late", late)
-	}
+	want, wantCat := recountAfterFeed(t, d, 2*time.Second, fd, pyIn, pyWait, db)
 	if len(wantCat) < 30 {
 		t.Errorf("only %d hourly buckets: the history does not span the fill", len(wantCat))
 	}

@@ -53,6 +53,7 @@ type common struct {
 	hold                bool          // hold every model until the follower says how far it may go (daemon)
 	leased              bool          // run a model only while this instance holds its lease (daemon on PostgreSQL)
 	idleTx              time.Duration // PostgreSQL ends a session idle in a transaction that long (daemon)
+	drain               time.Duration // what a model's store work still gets after a stop (engine.Config.Drain)
 	services            serviceFlag
 	// replay: process the whole journal (final), or hold back its newest
 	// second, and lateness more, for the next replay (see holdBack).
@@ -259,7 +260,7 @@ func openPipeline(ctx context.Context, c *common, log *slog.Logger, stderr io.Wr
 			return nil, fmt.Errorf("default epoch: %w", err)
 		}
 	}
-	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, IdleCommit: idleCommit, Epoch: c.epoch, HoldModels: c.hold, Leased: c.leased, Logger: log})
+	eng := engine.New(db, engine.Config{BatchSize: c.batch, BatchInterval: c.batchInterval, IdleCommit: idleCommit, Epoch: c.epoch, HoldModels: c.hold, Leased: c.leased, Drain: c.drain, Logger: log})
 	p := &pipeline{db: db, eng: eng, log: log}
 	// Starting is a reload from nothing: the same checks (unique names)
 	// and the same handling of changed tables.

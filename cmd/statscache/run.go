@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"statscache/engine"
 	"statscache/engine/amqp"
 	"statscache/engine/cluster"
 )
@@ -173,6 +174,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig, epoch string, stdout, stde
 	if cfg.lateness < 1500*time.Millisecond && len(cfg.buses) > 0 && cfg.buses[0] != "none" {
 		log.Warn("--lateness is under 1.5s: fedmsg timestamps are whole seconds, so on-time messages may be counted late", "lateness", cfg.lateness)
 	}
+	// The drains of what the stop does not cut short at once count from
+	// the signal (see engine.WithDrain).
+	ctx = engine.WithStopClock(ctx)
 	d, err := newDaemon(ctx, cfg, log, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "statscache run:", err)
