@@ -60,22 +60,27 @@ type scanCache struct {
 	// or leaves, or the cache is cleared: pace waits on it.
 	moved chan struct{}
 	// waits counts the pace calls that held their reader back, timeouts
-	// those that gave up after paceWait: what the tests check, rather
+	// those that gave up after wait: what the tests check, rather
 	// than wall time, which a loaded machine stretches by seconds.
 	waits, timeouts int
+	wait            time.Duration // paceWait
 }
 
 // paceWait is the longest pace holds a reader back for the readers behind
-// it. A runner behind that long is not about to read the batch it waits
-// for (it is committing into a full disk, or waiting for its work queue),
-// so it is left to read on its own. It is long because a runner's time
-// between two reads includes its commit, which queues behind the other
-// models' commits for the one writer: with every shipped model (21
-// runners) on two busy cores, 100 ms let a dozen runners a replay go on
-// their own, and the batches they read again cost fedmsg.meta's work
-// again (up to 146,000 computations for 100,000 messages); with 1 s none
-// did.
-const paceWait = time.Second
+// it (scanCache.wait; tests shorten it). A runner behind that long is not
+// about to read the batch it waits for (it is committing into a full disk,
+// or waiting for its work queue), so it is left to read on its own. It is
+// long because a runner's time between two reads includes its commit,
+// which queues behind the other models' commits for the one writer, and
+// those grow with the tables: with every shipped model (21 runners) on two
+// busy cores, 100 ms let a dozen runners a replay go on their own, and
+// the batches they read again cost fedmsg.meta's work again (up to
+// 146,000 computations for 100,000 messages). 1 s was enough over
+// 100,000 messages of one day, not over 300,000 spread over a year, where
+// the models that write a row per message and user slow down as their
+// indexes grow: 5 to 7 runners a replay went on their own, and
+// fedmsg.meta ran 2.6 to 3.6 times per message.
+const paceWait = 5 * time.Second
 
 type scanEntry struct {
 	done  chan struct{}
@@ -108,7 +113,7 @@ func (s *entrySize) grew(n int) {
 }
 
 func newScanCache(scan func(ctx context.Context, after Position, limit int) ([]*Message, error), max int) *scanCache {
-	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, drain: DefaultDrain, entries: map[Position]*scanEntry{},
+	return &scanCache{scan: scan, max: max, maxBytes: defaultScanCacheBytes, wait: paceWait, drain: DefaultDrain, entries: map[Position]*scanEntry{},
 		readers: map[any]Position{}, solo: map[any]bool{}, head: map[any]bool{}, moved: make(chan struct{})}
 }
 
@@ -143,7 +148,7 @@ func (c *scanCache) pace(ctx context.Context, reader any, after Position) {
 			return
 		}
 		if timer == nil {
-			timer = time.NewTimer(paceWait)
+			timer = time.NewTimer(c.wait)
 			defer timer.Stop()
 			c.waits++
 		}
@@ -260,10 +265,31 @@ func watchBytes(m *Message, s *entrySize) int {
 }
 
 // shrink drops the oldest batches while the cache holds more than its
-// bound, keeping the newest. c.mu is held.
+// bound, keeping the newest, and keeping every batch that a reader in
+// step (not solo) has still to read. The bound is checked before a read
+// with the batches' mean size (see needsOldest), so a batch larger than
+// the mean, or records that grow once read, push the cache over it after
+// the fact; dropping a batch that a reader behind still needs then had
+// that reader read it again, on its own, and compute what its messages
+// memoize again: over 300,000 messages of a year through every shipped
+// model, 194 batches were dropped so, and fedmsg.meta ran twice per
+// message. Kept instead, the cache stays over its bound by that batch
+// until the readers behind move on: pace holds the readers ahead back
+// meanwhile, and gives up on a reader that does not move within its wait.
+// c.mu is held.
 func (c *scanCache) shrink() {
-	for c.bytes > c.maxBytes && len(c.order) > 1 {
-		c.remove(c.order[0])
+	low, inStep := Position{}, false
+	for r, p := range c.readers {
+		if !c.solo[r] && (!inStep || p.Less(low)) {
+			low, inStep = p, true
+		}
+	}
+	for i := 0; c.bytes > c.maxBytes && len(c.order) > 1 && i < len(c.order); {
+		if inStep && low.Less(c.order[i]) {
+			i++ // a reader in step has still to read it
+			continue
+		}
+		c.remove(c.order[i])
 	}
 }
 

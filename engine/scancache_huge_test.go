@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // hugePacked is a journal of n messages whose records are stored in 1 KiB
@@ -52,6 +53,7 @@ func TestScanCacheCountsUnpackedRecords(t *testing.T) {
 	}
 	c := newScanCache(scan, 64)
 	c.maxBytes = 8 << 20
+	c.wait = 50 * time.Millisecond
 	stalled := new(int)
 	if _, err := c.next(ctx, stalled, Position{}, 2); err != nil {
 		t.Fatal(err)
@@ -67,6 +69,9 @@ func TestScanCacheCountsUnpackedRecords(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// As a runner does: the cache keeps what a reader in step
+				// has still to read, until pace gives up on it.
+				c.pace(ctx, readers[r], after)
 				msgs, err := c.next(ctx, readers[r], after, 2)
 				if err != nil {
 					t.Error(err)

@@ -124,6 +124,7 @@ func threeBatchCache(n int) (*scanCache, *atomic.Int64) {
 	journal, scan, reads := countedJournal(n, 1000)
 	c := newScanCache(scan, 64)
 	c.maxBytes = 3 * 10 * heldBytes(journal[0])
+	c.wait = time.Second // the tests that time out wait it out
 	return c, reads
 }
 
@@ -139,7 +140,7 @@ func withStoppedReader(t *testing.T) (*scanCache, any) {
 	return c, stopped
 }
 
-// timeouts returns how many times pace gave up waiting after paceWait.
+// timeouts returns how many times pace gave up waiting after its wait.
 func timeouts(c *scanCache) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -171,16 +172,12 @@ func readAll(ctx context.Context, t *testing.T, c *scanCache, reader any, limit 
 	}
 }
 
-// A reader ahead waits for a reader behind to read the batches the cache
-// holds, instead of pushing them out of it: each batch is read from the
-// journal once, however far the two would drift apart.
-func TestScanCachePacesTheReaderAhead(t *testing.T) {
-	ctx := context.Background()
-	c, reads := threeBatchCache(100)
+// fastAndSlow reads the whole journal with two readers in batches of ten,
+// one of them slower, and returns what each read. Both start together, as
+// a replay's runners do: a reader that comes later, behind the cached
+// batches, reads on its own (TestScanCacheStoppedReaderHoldsBackOnce).
+func fastAndSlow(ctx context.Context, t *testing.T, c *scanCache) (fast, slow []string) {
 	var wg sync.WaitGroup
-	var fast, slow []string
-	// Both start together, as a replay's runners do: a reader that comes
-	// later, behind the cached batches, reads on its own (next test).
 	slowIn := make(chan struct{})
 	wg.Add(2)
 	go func() {
@@ -201,6 +198,16 @@ func TestScanCachePacesTheReaderAhead(t *testing.T) {
 		})
 	}()
 	wg.Wait()
+	return fast, slow
+}
+
+// A reader ahead waits for a reader behind to read the batches the cache
+// holds, instead of pushing them out of it: each batch is read from the
+// journal once, however far the two would drift apart.
+func TestScanCachePacesTheReaderAhead(t *testing.T) {
+	ctx := context.Background()
+	c, reads := threeBatchCache(100)
+	fast, slow := fastAndSlow(ctx, t, c)
 	if len(fast) != 100 || len(slow) != 100 || !slices.Equal(fast, slow) {
 		t.Fatalf("read %d and %d messages, equal: %v", len(fast), len(slow), slices.Equal(fast, slow))
 	}
@@ -208,6 +215,27 @@ func TestScanCachePacesTheReaderAhead(t *testing.T) {
 	// reader makes its own).
 	if n := reads.Load(); n > 12 {
 		t.Errorf("%d reads of the journal for 10 batches: the reader ahead pushed batches out before the one behind read them", n)
+	}
+}
+
+// A batch larger than the others pushes the cache over its bound once it
+// is read (pace judged the room by the batches' mean size): the cache
+// keeps, over its bound, the batches the reader behind has still to read,
+// instead of dropping them for that reader to read again on its own.
+func TestScanCacheKeepsWhatAReaderInStepNeeds(t *testing.T) {
+	ctx := context.Background()
+	journal, scan, reads := countedJournal(100, 1000)
+	for _, m := range journal[40:60] {
+		m.Raw = make([]byte, 4000) // two batches four times the others
+	}
+	c := newScanCache(scan, 64)
+	c.maxBytes = 3 * 10 * heldBytes(journal[0])
+	fast, slow := fastAndSlow(ctx, t, c)
+	if len(fast) != 100 || !slices.Equal(fast, slow) {
+		t.Fatalf("read %d and %d messages, equal: %v", len(fast), len(slow), slices.Equal(fast, slow))
+	}
+	if n, to := reads.Load(), timeouts(c); n > 12 || to != 0 {
+		t.Errorf("%d reads of the journal for 10 batches, %d waits given up: a batch the reader behind needed was dropped", n, to)
 	}
 }
 
@@ -237,8 +265,8 @@ func TestScanCacheStoppedReaderHoldsBackOnce(t *testing.T) {
 	}
 	// Counted, not timed: a loaded machine stretches the 20 batches by
 	// seconds, but not below the one wait.
-	if n := timeouts(c); took < paceWait || n != 1 {
-		t.Errorf("the reader ahead took %v over 20 batches and gave up waiting %d times; want one wait of %v for the stopped reader", took, n, paceWait)
+	if n := timeouts(c); took < c.wait || n != 1 {
+		t.Errorf("the reader ahead took %v over 20 batches and gave up waiting %d times; want one wait of %v for the stopped reader", took, n, c.wait)
 	}
 	// The stopped reader goes on, on its own, and misses nothing.
 	rest := readAll(ctx, t, c, stopped, 10, nil)
@@ -268,7 +296,7 @@ func TestScanCacheHeldReaderHoldsBackOnce(t *testing.T) {
 		t.Fatalf("read %d messages, want 200", len(fast))
 	}
 	if n := timeouts(c); n > 1 {
-		t.Errorf("the reader ahead took %v over 20 batches and gave up waiting %d times; want at most one wait of %v for the held reader", took, n, paceWait)
+		t.Errorf("the reader ahead took %v over 20 batches and gave up waiting %d times; want at most one wait of %v for the held reader", took, n, c.wait)
 	}
 }
 
@@ -395,7 +423,7 @@ func TestScanCacheManyReadersOneStopped(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if took := time.Since(start); took >= 5*paceWait {
+	if took := time.Since(start); took >= 5*c.wait {
 		t.Errorf("19 readers took %v over 20 batches", took)
 	}
 }
