@@ -88,6 +88,9 @@ type scanEntry struct {
 	err   error
 	limit int
 	size  *entrySize
+	// behind: read behind the newest cached batch, by a reader on its
+	// own; those that read it after are on their own too (see read).
+	behind bool
 }
 
 // entrySize is what an entry's messages take, kept as they are unpacked
@@ -319,11 +322,16 @@ func (c *scanCache) read(ctx context.Context, reader any, after Position, limit 
 			c.move(reader, after)
 		}
 		// A read of a batch no longer cached, behind the newest one, is
-		// on the reader's own: pace does not wait for it. Nor for a
-		// reader that reads the same batch again (held at a watermark):
-		// it is not about to move on, and a wait for it would come back
-		// each time it reads again.
-		if _, ok := c.entries[after]; !ok && after.Less(c.high) {
+		// on the reader's own: pace does not wait for it. So is a read
+		// of a batch that such a reader cached (two models catching up
+		// together): in step with its companion, not with the cache, it
+		// would pin every batch ahead of it (see shrink) and hold the
+		// readers there back for the whole wait before each of their
+		// batches until it caught up. Nor does pace wait for a reader
+		// that reads the same batch again (held at a watermark): it is
+		// not about to move on, and a wait for it would come back each
+		// time it reads again.
+		if e, ok := c.entries[after]; !ok && after.Less(c.high) || ok && e.behind {
 			c.solo[reader] = true
 		} else if moved {
 			delete(c.solo, reader)
@@ -345,7 +353,7 @@ func (c *scanCache) read(ctx context.Context, reader any, after Position, limit 
 			c.remove(after)
 		}
 	}
-	e := &scanEntry{done: make(chan struct{}), limit: limit, size: &entrySize{c: c}}
+	e := &scanEntry{done: make(chan struct{}), limit: limit, size: &entrySize{c: c}, behind: after.Less(c.high)}
 	c.entries[after] = e
 	c.order = append(c.order, after)
 	c.mu.Unlock()

@@ -427,3 +427,67 @@ func TestScanCacheManyReadersOneStopped(t *testing.T) {
 		t.Errorf("19 readers took %v over 20 batches", took)
 	}
 }
+
+// Two runners catching up together from behind the cached batches (two
+// models a reload added) share the batches the first of them reads, but
+// stay on their own: the second reads what the first cached, behind the
+// batches of the runners ahead, and neither holds those back or keeps
+// their batches over the bound. Made in step by reading a batch its
+// companion cached, the second pinned every batch ahead of it, and the
+// reader ahead was held for the whole wait (paceWait, 5 s) before 9 of
+// its 10 batches.
+func TestScanCacheReadersCatchingUpHoldNobody(t *testing.T) {
+	ctx := context.Background()
+	journal, scan, reads := countedJournal(400, 1000)
+	c := newScanCache(scan, 64)
+	batch := 10 * heldBytes(journal[0])
+	c.maxBytes = 3 * batch
+	c.wait = time.Millisecond // counted, not timed: each timeout is one
+	ahead, first, second := new(int), new(int), new(int)
+	most := 0
+	read := func(reader any, after Position) Position {
+		t.Helper()
+		msgs, err := c.next(ctx, reader, after, 10)
+		if err != nil || len(msgs) != 10 {
+			t.Fatalf("after %v: %d messages, %v", after, len(msgs), err)
+		}
+		c.mu.Lock()
+		most = max(most, c.bytes)
+		c.mu.Unlock()
+		return msgs[9].Pos()
+	}
+	// The reader ahead fills the cache from the middle of the journal.
+	front := journal[199].Pos()
+	for range 3 {
+		c.pace(ctx, ahead, front)
+		front = read(ahead, front)
+	}
+	// Each time pace lets the reader ahead go, the two behind read a batch
+	// while it reads its own from the journal, as runners do.
+	var back Position
+	for range 10 {
+		c.pace(ctx, ahead, front)
+		c.pace(ctx, first, back)
+		next := read(first, back)
+		c.pace(ctx, second, back)
+		if read(second, back) != next {
+			t.Fatal("the two readers behind read different batches")
+		}
+		back = next
+		front = read(ahead, front)
+	}
+	c.mu.Lock()
+	waits, solo := c.waits, c.solo[second]
+	c.mu.Unlock()
+	if n := timeouts(c); n != 0 || waits != 0 || !solo {
+		t.Errorf("the reader ahead was held back %d times, %d of them for the whole wait (second reader behind on its own: %v)", waits, n, solo)
+	}
+	if most > c.maxBytes+batch {
+		t.Errorf("the cache held %d batches' worth of records, bound %d", most/batch, c.maxBytes/batch)
+	}
+	// Each batch was read from the journal once: the second reader shares
+	// the first's.
+	if n := reads.Load(); n != 23 {
+		t.Errorf("%d journal reads for 23 batches", n)
+	}
+}
