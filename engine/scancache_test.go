@@ -428,6 +428,30 @@ func TestScanCacheManyReadersOneStopped(t *testing.T) {
 	}
 }
 
+// catchUpCache is a cache over a countedJournal of 400 messages of 1000
+// bytes, bounded to three batches of ten (batch bytes each), whose pace
+// gives up after a millisecond: the tests count its timeouts, each one
+// a whole paceWait in a runner.
+func catchUpCache() (c *scanCache, journal []*Message, batch int, reads *atomic.Int64) {
+	journal, scan, reads := countedJournal(400, 1000)
+	c = newScanCache(scan, 64)
+	batch = 10 * heldBytes(journal[0])
+	c.maxBytes = 3 * batch
+	c.wait = time.Millisecond
+	return c, journal, batch, reads
+}
+
+// readTen reads the batch of ten after the position and returns where it
+// ends.
+func readTen(ctx context.Context, t *testing.T, c *scanCache, reader any, after Position) Position {
+	t.Helper()
+	msgs, err := c.next(ctx, reader, after, 10)
+	if err != nil || len(msgs) != 10 {
+		t.Fatalf("after %v: %d messages, %v", after, len(msgs), err)
+	}
+	return msgs[9].Pos()
+}
+
 // Two runners catching up together from behind the cached batches (two
 // models a reload added) share the batches the first of them reads, but
 // stay on their own: the second reads what the first cached, behind the
@@ -438,23 +462,16 @@ func TestScanCacheManyReadersOneStopped(t *testing.T) {
 // its 10 batches.
 func TestScanCacheReadersCatchingUpHoldNobody(t *testing.T) {
 	ctx := context.Background()
-	journal, scan, reads := countedJournal(400, 1000)
-	c := newScanCache(scan, 64)
-	batch := 10 * heldBytes(journal[0])
-	c.maxBytes = 3 * batch
-	c.wait = time.Millisecond // counted, not timed: each timeout is one
+	c, journal, batch, reads := catchUpCache()
 	ahead, first, second := new(int), new(int), new(int)
 	most := 0
 	read := func(reader any, after Position) Position {
 		t.Helper()
-		msgs, err := c.next(ctx, reader, after, 10)
-		if err != nil || len(msgs) != 10 {
-			t.Fatalf("after %v: %d messages, %v", after, len(msgs), err)
-		}
+		end := readTen(ctx, t, c, reader, after)
 		c.mu.Lock()
 		most = max(most, c.bytes)
 		c.mu.Unlock()
-		return msgs[9].Pos()
+		return end
 	}
 	// The reader ahead fills the cache from the middle of the journal.
 	front := journal[199].Pos()
@@ -489,5 +506,41 @@ func TestScanCacheReadersCatchingUpHoldNobody(t *testing.T) {
 	// the first's.
 	if n := reads.Load(); n != 23 {
 		t.Errorf("%d journal reads for 23 batches", n)
+	}
+}
+
+// Of two runners catching up together, the first drifts ahead of the
+// second (a counting model ahead of a fedmsg.meta one). Nothing paces
+// the first (it reads behind the cache's newest batch), so the second,
+// made in step by the batches the first cached, pinned each of them: the
+// cache grew by a batch for each the first read (13 batches against a
+// bound of 3 here), up to its count of batches (64 of 2,000 messages:
+// three times the 64 MiB bound with the corpus's records, more with larger
+// ones). On their own, the two keep the cache within its bound.
+func TestScanCacheReadersCatchingUpKeepTheBound(t *testing.T) {
+	ctx := context.Background()
+	c, journal, batch, _ := catchUpCache()
+	read := func(reader any, after Position) Position {
+		t.Helper()
+		c.pace(ctx, reader, after)
+		return readTen(ctx, t, c, reader, after)
+	}
+	front := journal[199].Pos()
+	for range 3 {
+		front = read(new(int), front)
+	}
+	first, second := new(int), new(int)
+	var back Position
+	for i := range 12 {
+		if i == 1 {
+			read(second, Position{}) // then stops, its model slower
+		}
+		back = read(first, back)
+		c.mu.Lock()
+		held := c.bytes
+		c.mu.Unlock()
+		if held > c.maxBytes+batch {
+			t.Fatalf("after %d batches of the first reader the cache holds %d batches' worth of records, bound %d", i+1, held/batch, c.maxBytes/batch)
+		}
 	}
 }
