@@ -44,18 +44,22 @@ func Jitter(d time.Duration) time.Duration {
 // context.
 func WithDrain(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
 	dctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	over := func() error { return fmt.Errorf("%w: %s after the stop", ErrDrainOver, drain) }
+	// A context made once the drain is over ends before it is returned:
+	// the timer below fires in a goroutine of its own, and store work
+	// begun before that (a short SQLite write) would still get through
+	// after the drain, a commit the stop no longer expects, or a model's
+	// status set to failed because its reads were cut.
+	if ctx.Err() != nil && drainLeft(ctx, drain) <= 0 {
+		cancel(over())
+		return dctx, func() { cancel(context.Canceled) }
+	}
 	stop := context.AfterFunc(ctx, func() {
-		wait := drain
-		if c, ok := ctx.Value(stopClockKey{}).(*stopClock); ok {
-			if at := c.at.Load(); at != 0 {
-				wait = time.Until(time.Unix(0, at).Add(drain))
-			}
-		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(drainLeft(ctx, drain))
 		defer t.Stop()
 		select {
 		case <-t.C:
-			cancel(fmt.Errorf("%w: %s after the stop", ErrDrainOver, drain))
+			cancel(over())
 		case <-dctx.Done():
 		}
 	})
@@ -65,20 +69,44 @@ func WithDrain(ctx context.Context, drain time.Duration) (context.Context, conte
 	}
 }
 
+// drainLeft is what is left of the drain of ctx, which has ended: drain
+// from the stop clock's moment when ctx carries one, else all of it. The
+// clock notes its moment in a goroutine of its own; one whose context has
+// ended but that has not noted it yet is noted here, now, which is no later
+// than the clock would. (The clock may sit on a parent of ctx that has not
+// ended: then the drain is all there.)
+func drainLeft(ctx context.Context, drain time.Duration) time.Duration {
+	c, ok := ctx.Value(stopClockKey{}).(*stopClock)
+	if !ok {
+		return drain
+	}
+	if c.ctx.Err() != nil {
+		c.at.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	at := c.at.Load()
+	if at == 0 {
+		return drain
+	}
+	return time.Until(time.Unix(0, at).Add(drain))
+}
+
 // ErrDrainOver is the cause of a WithDrain context ended by its drain.
 var ErrDrainOver = errors.New("the drain time is over")
 
 type stopClockKey struct{}
 
 // stopClock holds when a context ended (unix ns), 0 before.
-type stopClock struct{ at atomic.Int64 }
+type stopClock struct {
+	at  atomic.Int64
+	ctx context.Context // the context whose end it notes
+}
 
 // WithStopClock returns ctx noting the moment it ends, so that every drain
 // derived from it (WithDrain) ends at the same time however late the work
 // began: a model that reaches its last commit only after waiting for a lock
 // gets what is left of the drain, not a fresh one.
 func WithStopClock(ctx context.Context) context.Context {
-	c := &stopClock{}
+	c := &stopClock{ctx: ctx}
 	ctx = context.WithValue(ctx, stopClockKey{}, c)
 	context.AfterFunc(ctx, func() { c.at.CompareAndSwap(0, time.Now().UnixNano()) })
 	return ctx

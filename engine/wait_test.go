@@ -49,3 +49,39 @@ func TestWithDrain(t *testing.T) {
 		t.Error("a released context says its drain is over")
 	}
 }
+
+// TestWithDrainOverEndsAtOnce: a drained context asked for once the drain
+// of its stop clock is over has ended when WithDrain returns, every time,
+// so that no store work (a commit, a model's failed status) begins after
+// the drain. Before, it ended a moment later, in a goroutine, and a quick
+// SQLite write could get through first. And a clock whose context ended a
+// moment ago counts from then even before its own goroutine noted it.
+func TestWithDrainOverEndsAtOnce(t *testing.T) {
+	base, stop := context.WithCancel(context.Background())
+	parent := WithStopClock(base)
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	for i := range 1000 {
+		d, cancel := WithDrain(parent, 50*time.Millisecond)
+		err := context.Cause(d)
+		cancel()
+		if !errors.Is(err, ErrDrainOver) {
+			t.Fatalf("try %d: a context made after the drain has cause %v at once, want ErrDrainOver", i, err)
+		}
+	}
+	// A clock on a context that has not ended leaves the whole drain to a
+	// child that has (a runner's own stop inside a live engine).
+	alive, cancelAlive := context.WithCancel(context.Background())
+	defer cancelAlive()
+	clocked := WithStopClock(alive)
+	child, cancelChild := context.WithCancel(clocked)
+	cancelChild()
+	d, cancel := WithDrain(child, time.Hour)
+	defer cancel()
+	if d.Err() != nil {
+		t.Fatal("a child's end shortened the drain of a clock whose context is alive")
+	}
+	if c := clocked.Value(stopClockKey{}).(*stopClock); c.at.Load() != 0 {
+		t.Fatal("a child's end was noted on a clock whose context is alive")
+	}
+}
