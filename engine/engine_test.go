@@ -31,6 +31,9 @@ type fakeModel struct {
 	flushErr func(call int) error    // Flush fails when it returns an error
 	onFlush  func(f *fakeModel)      // called at the start of every Flush
 	onProc   func(m *engine.Message) // called at the start of every Process
+	// Flush reads from a database that does not answer: it waits for its
+	// context to end and fails with it.
+	flushHangs bool
 
 	st     engine.State
 	counts map[string]int64
@@ -113,6 +116,10 @@ func (f *fakeModel) Flush(ctx context.Context, w engine.RowWriter) error {
 		if err := f.flushErr(f.flushes); err != nil {
 			return err
 		}
+	}
+	if f.flushHangs {
+		<-ctx.Done()
+		return fmt.Errorf("read a row: %w", context.Cause(ctx))
 	}
 	topics := make([]string, 0, len(f.counts))
 	for t := range f.counts {
@@ -873,5 +880,53 @@ func TestEngineAddDuplicateIdent(t *testing.T) {
 	}
 	if got := len(e.Stats()); got != 1 {
 		t.Errorf("%d models after the clash, want 1", got)
+	}
+}
+
+// TestEngineFlushCutByDrainIsNotAModelFailure: a last commit whose flush
+// is cut by the drain (its reads wait on a database that does not answer)
+// leaves the batch to the next start; it is not the model's failure, so it
+// is neither retried FlushRetries times nor marks the model failed. The
+// next start counts every message once.
+func TestEngineFlushCutByDrainIsNotAModelFailure(t *testing.T) {
+	db := openTestDB(t, "")
+	hung := newFake("hung")
+	hung.flushHangs = true
+	processed := make(chan struct{}, 3)
+	hung.onProc = func(*engine.Message) {
+		select {
+		case processed <- struct{}{}:
+		default: // processed again
+		}
+	}
+	e := newEngine(t, db, engine.Config{Drain: 500 * time.Millisecond, FlushRetries: 3}, hung)
+	var msgs []*engine.Message
+	for i := 1; i <= 3; i++ {
+		msgs = append(msgs, message(t, fmt.Sprintf("d%d", i), tBuild, float64(i)))
+	}
+	ingest(t, e, msgs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, true) }()
+	for range msgs {
+		<-processed
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if hung.flushes != 1 {
+		t.Errorf("flush called %d times, want once: a flush cut by the drain is not retried", hung.flushes)
+	}
+	if s := stats(e, "hung"); s.Failed != "" {
+		t.Errorf("model failed at shutdown: %q", s.Failed)
+	}
+	if m := db.model(t, "hung"); m.Status != "ok" || m.Cursor != (engine.Position{}) || m.Processed != 0 {
+		t.Errorf("stored %+v, want ok with nothing committed", m)
+	}
+	e2 := newEngine(t, db, engine.Config{}, newFake("hung"))
+	run(t, e2)
+	if got, want := db.counts(t, "hung"), map[string]int64{tBuild: 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("rows after the restart %v, want %v", got, want)
 	}
 }
