@@ -192,9 +192,9 @@ func httpModule(L *lua.LState, m *Model) *lua.LTable {
 		if m.opts.Services == nil || !m.opts.Services.Has(service) {
 			L.RaiseError("http.%s: service %q is not configured", name, service)
 		}
-		done := m.guard.inHost()
+		host := m.guard.inHost()
 		resp, err := m.opts.Services.Do(m.workCtx, service, req)
-		done()
+		host.done()
 		if err != nil {
 			m.temporary = !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBadRequest)
 			L.RaiseError("http.%s %s %q: %v", name, service, req.Path, err)

@@ -21,9 +21,9 @@ func metaModule(L *lua.LState, m *Model, lib *meta.Library) *lua.LTable {
 			L.RaiseError("meta.%s(msg): pass the message given to process, during process", name)
 		}
 		m.metaAsked |= want
-		done := m.guard.inHost()
+		host := m.guard.inHost()
 		r, err := lib.ComputeSome(m.cur, want)
-		done()
+		host.done()
 		if err != nil {
 			L.RaiseError("meta.%s: %v", name, err)
 		}

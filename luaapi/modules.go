@@ -103,9 +103,9 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 		return m.state
 	}
 	get := func(L *lua.LState, key string) lua.LValue {
-		done := m.guard.inHost()
+		host := m.guard.inHost()
 		v, ok, err := need(L).Get(key)
-		done()
+		host.done()
 		if err != nil {
 			L.RaiseError("state.get(%q): %v", key, err)
 		}
@@ -239,9 +239,9 @@ func newDBTable(L *lua.LState, m *Model) *lua.LTable {
 			if err != nil {
 				L.RaiseError("db.get: %v", err)
 			}
-			done := m.guard.inHost()
+			host := m.guard.inHost()
 			row, err := m.writer.Get(key)
-			done()
+			host.done()
 			if err != nil {
 				L.RaiseError("db.get: %v", err)
 			}
