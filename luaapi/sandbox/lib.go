@@ -62,9 +62,10 @@ func (t *ticker) tick() {
 }
 
 // newMatcher prepares a match of pat in src whose errors and interruptions
-// surface as Lua errors of L.
-func newMatcher(L *lua.LState, src, pat string) *matcher {
-	m := &matcher{src: src, pat: pat, tick: func() { Interrupted(L) }}
+// surface as Lua errors of L. It returns a value, which stays on the
+// caller's stack.
+func newMatcher(L *lua.LState, src, pat string) matcher {
+	m := matcher{src: src, pat: pat, L: L}
 	m.validate()
 	return m
 }
@@ -220,7 +221,7 @@ loop:
 		if e != -1 {
 			m.finished()
 			n++
-			b.replace(L, m, out, repl, s, e)
+			b.replace(L, &m, out, repl, s, e)
 		}
 		switch {
 		case e != -1 && e > s:

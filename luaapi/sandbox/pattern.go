@@ -45,15 +45,17 @@ type matcher struct {
 	capture  [maxCaptures]capture
 	depth    int
 	steps    int
-	// tick is called every checkEvery steps; it raises when the call must
-	// stop.
-	tick func()
+	// L's context is checked every checkEvery steps (Interrupted raises
+	// when the call must stop); nil checks nothing. A state, not a
+	// closure, so that a matcher can live on the caller's stack: the
+	// string functions run for most messages of most models.
+	L *lua.LState
 }
 
 func (m *matcher) step() {
 	m.steps++
-	if m.steps%checkEvery == 0 && m.tick != nil {
-		m.tick()
+	if m.steps%checkEvery == 0 && m.L != nil {
+		Interrupted(m.L)
 	}
 }
 
