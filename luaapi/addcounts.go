@@ -92,6 +92,8 @@ func dbAddCounts(m *Model, db *lua.LTable) lua.LGFunction {
 				L.RaiseError("db.add_counts: %v", err)
 			}
 		}
+		// The writer copied every row: the slices can serve the next batch.
+		c.recycle(order, sums)
 		return 0
 	}
 }

@@ -14,6 +14,10 @@ type counter struct {
 	idx  map[ckey]int32
 	keys []ckey
 	sums []float64
+	// spareKeys and spareSums are emptied slices given back by recycle,
+	// reused by the next take.
+	spareKeys []ckey
+	spareSums []float64
 }
 
 func newCounterValue() *counter { return &counter{idx: map[ckey]int32{}} }
@@ -116,13 +120,29 @@ func registerCounterType(L *lua.LState, g *guard) {
 }
 
 // take empties the counter and returns its keys in first-seen order and
-// their sums.
+// their sums. The index keeps its room, and the key and sum slices come
+// from what recycle gave back when it can: a counting model drains its
+// counters once a batch, and building them anew each time was 170 MB of
+// garbage per 100,000 messages with every shipped model.
 func (c *counter) take() ([]ckey, []float64) {
 	order, sums := c.keys, c.sums
-	// The next batch likely has about as many keys.
-	c.idx = make(map[ckey]int32, len(order))
-	c.keys, c.sums = make([]ckey, 0, len(order)), make([]float64, 0, len(order))
+	clear(c.idx)
+	if c.spareKeys != nil {
+		c.keys, c.sums = c.spareKeys, c.spareSums
+		c.spareKeys, c.spareSums = nil, nil
+	} else {
+		// The next batch likely has about as many keys.
+		c.keys, c.sums = make([]ckey, 0, len(order)), make([]float64, 0, len(order))
+	}
 	return order, sums
+}
+
+// recycle gives back what take returned once nothing reads it any more,
+// for the next take to fill. (drain's iterator does not: the script may
+// drain again while it still iterates.)
+func (c *counter) recycle(order []ckey, sums []float64) {
+	clear(order) // let go of the key strings
+	c.spareKeys, c.spareSums = order[:0], sums[:0]
 }
 
 // goValue returns key part i as toRow converts the Lua value the script
