@@ -25,22 +25,26 @@ func TestByteSizeFlag(t *testing.T) {
 	}
 }
 
-// The collection pace defaults to 50 (see defaultGCPercent), a GOGC in the
-// environment wins over that default, and an explicit flag wins over both.
+// The collection pace defaults to 100 (see defaultGCPercent) and is set
+// even when the runtime started with another, a GOGC in the environment
+// wins over that default (the pace is left as the runtime read it), and an
+// explicit flag wins over both.
 func TestGCPercentFlag(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	const atStart = 77 // what the runtime took from GOGC, or its own 100
 	for _, tc := range []struct {
 		env  string
 		args []string
 		want int // the pace in force afterwards
 	}{
-		{"", nil, 50},
-		{"200", nil, 100}, // left alone: the runtime read GOGC at start; here it is 100
+		{"", nil, 100},
+		{"200", nil, atStart},
 		{"200", []string{"--gc-percent", "70"}, 70},
-		{"", []string{"--gc-percent", "0"}, 100},
+		{"", []string{"--gc-percent", "0"}, atStart},
+		{"", []string{"--gc-percent", "50"}, 50},
 	} {
 		t.Setenv("GOGC", tc.env)
-		debug.SetGCPercent(100)
+		debug.SetGCPercent(atStart)
 		var c common
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		c.register(fs)

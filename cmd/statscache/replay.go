@@ -106,21 +106,21 @@ func (c *common) tuneRuntime() {
 
 // defaultGCPercent is --gc-percent unless GOGC is set, which then wins.
 //
-// Go's default (100) lets the heap grow to twice its live part before it
-// collects. A replay's live heap is mostly the journal reads the runners
-// share (engine's scan cache, up to 64 MiB of records) and reaches about
-// 100 MB at the end of a 1,000,000-message replay with the 11 volume
-// models, when the models catch up with the journal. At 100 the heap then
-// peaked near 210 MB, and the process at 324-365 MB (4 runs); at 50 the
-// heap stays near 170 MB and the process peaked at 279-297 MB (3 runs).
-// The price is more collections: with every shipped model over 100,000
-// messages the collector took 9% of the CPU instead of 5% (GODEBUG=gctrace,
-// two runs each), and the peak RSS fell from 449-461 to 367-376 MB.
+// It is Go's own default, 100: the heap may grow to twice its live part
+// before a collection. Sessions before 2 December 2026 (evening) set 50,
+// when the 11 volume models' replay of 1,000,000 messages peaked at 324 to
+// 365 MB at 100; since the shared journal reads keep the runners in step,
+// the same replay peaks at 246 MB at 100 (213 MB at 50), under the 300 MB
+// target, and 50 cost about a tenth of the CPU of every replay: with every
+// shipped model over 100,000 messages, 8.6 to 8.8 s of user CPU at 100
+// against 9.6 to 10.3 s at 50, the peak RSS 424 to 460 MB against 340 to
+// 378 MB. --gc-percent 50 still buys the lower peak for that CPU, and
+// --memory-limit caps the heap whatever the pace.
 func defaultGCPercent() int {
 	if os.Getenv("GOGC") != "" {
 		return 0
 	}
-	return 50
+	return 100
 }
 
 // byteSize is a flag of a number of bytes with an optional KiB, MiB or
