@@ -10,6 +10,8 @@ import (
 // nil, or any JSON value for json columns) to what the column stores, with
 // an error naming the column when it does not fit. Every store (SQLite, the
 // in-memory one of statscache test) converts through it, so they agree.
+// A value that is already what the column stores is returned as it came,
+// not boxed again: a replay converts millions of them.
 func StoreValue(c Column, v any) (any, error) {
 	if v == nil {
 		return nil, nil
@@ -18,7 +20,7 @@ func StoreValue(c Column, v any) (any, error) {
 	case Integer:
 		switch x := v.(type) {
 		case int64:
-			return x, nil
+			return v, nil
 		case int:
 			return int64(x), nil
 		case float64:
@@ -38,15 +40,15 @@ func StoreValue(c Column, v any) (any, error) {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, fmt.Errorf("column %q: %v is not a finite number", c.Name, x)
 			}
-			return x, nil
+			return v, nil
 		case int64:
 			return float64(x), nil
 		case int:
 			return float64(x), nil
 		}
 	case Text:
-		if s, ok := v.(string); ok {
-			return s, nil
+		if _, ok := v.(string); ok {
+			return v, nil
 		}
 	case JSON:
 		b, err := json.Marshal(v)
