@@ -32,6 +32,48 @@ func SameCols(cols []string, r engine.Row) bool {
 	return true
 }
 
+// ColSets numbers the column sets of the rows a store writes, so that it
+// can find the statement it wrote for a set by its number instead of
+// writing its text again. A model writes rows of a few sets, each many
+// times. The zero value is ready.
+type ColSets struct {
+	sets [][]string // sorted columns, by number
+	last int        // the number of the latest set found
+}
+
+// Cols returns the columns (sorted) of set number i.
+func (s *ColSets) Cols(i int) []string { return s.sets[i] }
+
+// Of returns the number of r's column set, numbering it if it is new.
+func (s *ColSets) Of(r engine.Row) int {
+	if s.last < len(s.sets) && SameCols(s.sets[s.last], r) {
+		return s.last
+	}
+	for i, cols := range s.sets {
+		if SameCols(cols, r) {
+			s.last = i
+			return i
+		}
+	}
+	s.sets = append(s.sets, SortedCols(r))
+	s.last = len(s.sets) - 1
+	return s.last
+}
+
+// Group returns how many of ops, from the first on, go into one multi-row
+// write: those of the first's kind and column set, at most limit(number of
+// columns). set is the number of their column set.
+func (s *ColSets) Group(ops []engine.RowOp, limit func(cols int) int) (set, n int) {
+	set = s.Of(ops[0].Row)
+	cols := s.sets[set]
+	per := limit(len(cols))
+	n = 1
+	for n < len(ops) && n < per && ops[n].Kind == ops[0].Kind && SameCols(cols, ops[n].Row) {
+		n++
+	}
+	return set, n
+}
+
 // JournalDelta is what one append adds to journal_stats: how many
 // messages, how many late, and the first and last in journal order.
 type JournalDelta struct {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"statscache/engine"
-	"statscache/engine/sqlkit"
 	"statscache/schema"
 )
 
@@ -259,7 +258,7 @@ func (db *DB) Begin(ctx context.Context, ident string) (engine.ModelTx, error) {
 	if err != nil {
 		return nil, diskFull(fmt.Errorf("model %s: begin: %w", ident, err))
 	}
-	return fullTx{&modelTx{ctx: ctx, tx: tx, mt: mt, keep: db.keep, stmts: map[string]*sql.Stmt{}}}, nil
+	return fullTx{&modelTx{ctx: ctx, tx: tx, mt: mt, keep: db.keep, stmts: map[string]*sql.Stmt{}, rowWriter: rowWriter{rowStmts: map[rowStmtKey]*sql.Stmt{}}}}, nil
 }
 
 // modelTx is one model's batch transaction. Statements are prepared once per
@@ -274,6 +273,7 @@ type modelTx struct {
 	// nextID is the "id" the next new row of a clustered table gets; 0
 	// until read.
 	nextID int64
+	rowWriter
 }
 
 func (m *modelTx) stmt(query string) (*sql.Stmt, error) {
@@ -286,113 +286,6 @@ func (m *modelTx) stmt(query string) (*sql.Stmt, error) {
 	}
 	m.stmts[query] = s
 	return s, nil
-}
-
-// maxVars bounds the bound parameters of one multi-row statement.
-const maxVars = 30000
-
-// Apply writes the batch's folded row operations. Consecutive operations of
-// the same kind on the same columns go into one multi-row statement, which
-// is what makes a commit of thousands of rows cheap.
-func (m *modelTx) Apply(ops []engine.RowOp) error {
-	for i := 0; i < len(ops); {
-		cols := sqlkit.SortedCols(ops[i].Row)
-		j := i + 1
-		per := max(1, min(500, maxVars/max(1, len(cols))))
-		for j < len(ops) && j-i < per && ops[j].Kind == ops[i].Kind && sqlkit.SameCols(cols, ops[j].Row) {
-			j++
-		}
-		if err := m.apply(ops[i].Kind, cols, ops[i:j]); err != nil {
-			return err
-		}
-		i = j
-	}
-	return nil
-}
-
-func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {
-	t := &m.mt.t
-	args := make([]any, 0, (len(cols)+1)*len(ops))
-	if m.mt.clustered && m.nextID == 0 {
-		if err := m.tx.QueryRowContext(m.ctx, `SELECT coalesce(max("id"), 0) + 1 FROM `+schema.Quote(t.Name)).Scan(&m.nextID); err != nil {
-			return fmt.Errorf("write %s: %w", m.mt.ident, err)
-		}
-	}
-	for _, op := range ops {
-		if m.mt.clustered {
-			// Every row is numbered; an upsert that updates a row keeps
-			// its number (the SET below leaves "id" alone).
-			args = append(args, m.nextID)
-			m.nextID++
-		}
-		for _, c := range cols {
-			col, ok := m.mt.cols[c]
-			if !ok {
-				return fmt.Errorf("no column %q in %s", c, m.mt.ident)
-			}
-			v, err := schema.StoreValue(col, op.Row[c])
-			if err != nil {
-				return err
-			}
-			args = append(args, v)
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (", schema.Quote(t.Name))
-	n := len(cols)
-	if m.mt.clustered {
-		b.WriteString(`"id", `)
-		n++
-	}
-	for i, n := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(schema.Quote(n))
-	}
-	b.WriteString(") VALUES ")
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
-	for i := range ops {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(tuple)
-	}
-	if kind != engine.OpInsert {
-		keys := make([]string, len(t.Key))
-		for i, k := range t.Key {
-			keys[i] = schema.Quote(k)
-		}
-		var sets []string
-		for _, n := range cols {
-			if t.IsKey(n) {
-				continue
-			}
-			q := schema.Quote(n)
-			if kind == engine.OpAdd && m.mt.cols[n].Type.Numeric() {
-				sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, schema.Quote(t.Name), q, q))
-			} else {
-				sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
-			}
-		}
-		fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
-		if len(sets) == 0 {
-			b.WriteString("NOTHING")
-		} else {
-			b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
-		}
-	}
-	s, err := m.stmt(b.String())
-	if err != nil {
-		return fmt.Errorf("write %s: %w", m.mt.ident, err)
-	}
-	if _, err := s.Exec(args...); err != nil { // see Append on contexts
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "NOT NULL constraint failed") {
-			return fmt.Errorf("%s into %s: %w (%v)", kind, m.mt.ident, engine.ErrRowConflict, err)
-		}
-		return fmt.Errorf("write %s: %w", m.mt.ident, err)
-	}
-	return nil
 }
 
 // GetRow reads back one committed row by its key.
@@ -500,6 +393,10 @@ func (m *modelTx) closeStmts() {
 	for _, s := range m.stmts {
 		s.Close()
 	}
+	for _, s := range m.rowStmts {
+		s.Close()
+	}
+	m.release()
 }
 
 // CountRows returns how many rows a model's table holds (kept current by
