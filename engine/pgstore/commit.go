@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,25 +78,41 @@ type modelTx struct {
 // maxRows bounds the rows of one multi-row write.
 const maxRows = 5000
 
+func maxRowsOf(int) int { return maxRows }
+
+// rowTexts are the texts of a model's multi-row writes by kind and column
+// set. They do not depend on the number of rows (the values go as arrays),
+// so each is written once instead of at every statement.
+type rowTexts struct {
+	mu    sync.Mutex
+	sets  sqlkit.ColSets
+	texts map[rowTextKey]string
+}
+
+type rowTextKey struct {
+	kind engine.OpKind
+	cols int // number of the column set in rowTexts.sets
+}
+
 // Apply writes the batch's folded row operations. Consecutive operations
 // of the same kind on the same columns go into one statement, their values
 // sent as one array per column.
 func (m *modelTx) Apply(ops []engine.RowOp) error {
-	for i := 0; i < len(ops); {
-		cols := sqlkit.SortedCols(ops[i].Row)
-		j := i + 1
-		for j < len(ops) && j-i < maxRows && ops[j].Kind == ops[i].Kind && sqlkit.SameCols(cols, ops[j].Row) {
-			j++
-		}
-		if err := m.apply(ops[i].Kind, cols, ops[i:j]); err != nil {
+	rt := &m.mt.rows
+	for len(ops) > 0 {
+		rt.mu.Lock()
+		set, n := rt.sets.Group(ops, maxRowsOf)
+		cols := rt.sets.Cols(set)
+		rt.mu.Unlock()
+		if err := m.apply(rowTextKey{kind: ops[0].Kind, cols: set}, cols, ops[:n]); err != nil {
 			return err
 		}
-		i = j
+		ops = ops[n:]
 	}
 	return nil
 }
 
-func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) error {
+func (m *modelTx) apply(key rowTextKey, cols []string, ops []engine.RowOp) error {
 	t := &m.mt.t
 	if m.nextID == 0 {
 		if err := m.tx.QueryRow(m.ctx, `SELECT coalesce(max("id"), 0) + 1 FROM `+quote(t.Name)).Scan(&m.nextID); err != nil {
@@ -109,7 +126,8 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 		ids[i] = m.nextID
 		m.nextID++
 	}
-	args := []any{ids}
+	args := make([]any, 1, 1+len(cols))
+	args[0] = ids
 	for _, name := range cols {
 		col, ok := m.mt.cols[name]
 		if !ok {
@@ -121,6 +139,22 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 		}
 		args = append(args, arr)
 	}
+	if _, err := m.tx.Exec(m.ctx, m.mt.rowSQL(key, cols), args...); err != nil {
+		return rowError(m.mt.ident, key.kind.String(), err)
+	}
+	return nil
+}
+
+// rowSQL is the statement that writes rows of the columns cols (sorted,
+// the set of key) with key's kind of operation.
+func (mt *modelTable) rowSQL(key rowTextKey, cols []string) string {
+	rt := &mt.rows
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if q, ok := rt.texts[key]; ok {
+		return q
+	}
+	t := &mt.t
 	var b strings.Builder
 	fmt.Fprintf(&b, `INSERT INTO %s ("id"`, quote(t.Name))
 	for _, n := range cols {
@@ -129,47 +163,25 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 	b.WriteString(") SELECT u0")
 	for i, n := range cols {
 		fmt.Fprintf(&b, ", u%d", i+1)
-		if m.mt.cols[n].Type == schema.JSON {
+		if mt.cols[n].Type == schema.JSON {
 			b.WriteString("::jsonb")
 		}
 	}
 	b.WriteString(" FROM unnest($1::bigint[]")
 	for i, n := range cols {
-		fmt.Fprintf(&b, ", $%d::%s", i+2, arrayType(m.mt.cols[n].Type))
+		fmt.Fprintf(&b, ", $%d::%s", i+2, arrayType(mt.cols[n].Type))
 	}
 	b.WriteString(") AS u(u0")
 	for i := range cols {
 		fmt.Fprintf(&b, ", u%d", i+1)
 	}
 	b.WriteString(")")
-	if kind != engine.OpInsert {
-		keys := make([]string, len(t.Key))
-		for i, k := range t.Key {
-			keys[i] = quote(k)
-		}
-		var sets []string
-		for _, n := range cols {
-			if t.IsKey(n) {
-				continue
-			}
-			q := quote(n)
-			if kind == engine.OpAdd && m.mt.cols[n].Type.Numeric() {
-				sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, quote(t.Name), q, q))
-			} else {
-				sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
-			}
-		}
-		fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
-		if len(sets) == 0 {
-			b.WriteString("NOTHING")
-		} else {
-			b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
-		}
+	b.WriteString(sqlkit.OnConflict(t, cols, key.kind, quote))
+	if rt.texts == nil {
+		rt.texts = map[rowTextKey]string{}
 	}
-	if _, err := m.tx.Exec(m.ctx, b.String(), args...); err != nil {
-		return rowError(m.mt.ident, kind.String(), err)
-	}
-	return nil
+	rt.texts[key] = b.String()
+	return rt.texts[key]
 }
 
 // columnArray converts one column's values of ops to the array sent for
@@ -177,45 +189,30 @@ func (m *modelTx) apply(kind engine.OpKind, cols []string, ops []engine.RowOp) e
 func columnArray(c schema.Column, ops []engine.RowOp) (any, error) {
 	switch c.Type {
 	case schema.Integer:
-		out := make([]*int64, len(ops))
-		for i, op := range ops {
-			v, err := schema.StoreValue(c, op.Row[c.Name])
-			if err != nil {
-				return nil, err
-			}
-			if v != nil {
-				x := v.(int64)
-				out[i] = &x
-			}
-		}
-		return out, nil
+		return columnValues[int64](c, ops)
 	case schema.Real:
-		out := make([]*float64, len(ops))
-		for i, op := range ops {
-			v, err := schema.StoreValue(c, op.Row[c.Name])
-			if err != nil {
-				return nil, err
-			}
-			if v != nil {
-				x := v.(float64)
-				out[i] = &x
-			}
-		}
-		return out, nil
+		return columnValues[float64](c, ops)
 	default:
-		out := make([]*string, len(ops))
-		for i, op := range ops {
-			v, err := schema.StoreValue(c, op.Row[c.Name])
-			if err != nil {
-				return nil, err
-			}
-			if v != nil {
-				x := v.(string)
-				out[i] = &x
-			}
-		}
-		return out, nil
+		return columnValues[string](c, ops)
 	}
+}
+
+// columnValues is columnArray for a column whose values StoreValue gives
+// as T. The values live in one slice, not one allocation each.
+func columnValues[T any](c schema.Column, ops []engine.RowOp) ([]*T, error) {
+	out := make([]*T, len(ops))
+	vals := make([]T, len(ops))
+	for i, op := range ops {
+		v, err := schema.StoreValue(c, op.Row[c.Name])
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			vals[i] = v.(T)
+			out[i] = &vals[i]
+		}
+	}
+	return out, nil
 }
 
 // PutState buffers a state write: they are all sent at Commit, two

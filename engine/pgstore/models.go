@@ -21,6 +21,7 @@ type modelTable struct {
 	cols  map[string]schema.Column
 	// indexed: the declared indexes exist (BuildIndexes); db.mu guards it.
 	indexed bool
+	rows    rowTexts // see Apply
 }
 
 func newModelTable(ident string, t schema.Table) *modelTable {

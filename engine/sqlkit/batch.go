@@ -1,10 +1,13 @@
 package sqlkit
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"statscache/engine"
+	"statscache/schema"
 )
 
 // SortedCols returns the column names of a row, sorted: the column list
@@ -72,6 +75,36 @@ func (s *ColSets) Group(ops []engine.RowOp, limit func(cols int) int) (set, n in
 		n++
 	}
 	return set, n
+}
+
+// OnConflict is the clause that ends a multi-row write of cols (sorted)
+// of kind upsert or add to t, both stores' SQL, with names quoted by
+// quote: an upsert replaces the non-key columns it names, an add sums the
+// numeric ones. An insert has none.
+func OnConflict(t *schema.Table, cols []string, kind engine.OpKind, quote func(string) string) string {
+	if kind == engine.OpInsert {
+		return ""
+	}
+	keys := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		keys[i] = quote(k)
+	}
+	var sets []string
+	for _, n := range cols {
+		if t.IsKey(n) {
+			continue
+		}
+		q := quote(n)
+		if c, _ := t.Column(n); kind == engine.OpAdd && c.Type.Numeric() {
+			sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, quote(t.Name), q, q))
+		} else {
+			sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
+		}
+	}
+	if len(sets) == 0 {
+		return fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", strings.Join(keys, ", "))
+	}
+	return fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(keys, ", "), strings.Join(sets, ", "))
 }
 
 // JournalDelta is what one append adds to journal_stats: how many

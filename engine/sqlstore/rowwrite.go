@@ -137,29 +137,6 @@ func (mt *modelTable) rowSQL(kind engine.OpKind, cols []string, rows int) string
 		}
 		b.WriteString(tuple)
 	}
-	if kind != engine.OpInsert {
-		keys := make([]string, len(t.Key))
-		for i, k := range t.Key {
-			keys[i] = schema.Quote(k)
-		}
-		var sets []string
-		for _, n := range cols {
-			if t.IsKey(n) {
-				continue
-			}
-			q := schema.Quote(n)
-			if kind == engine.OpAdd && mt.cols[n].Type.Numeric() {
-				sets = append(sets, fmt.Sprintf("%s = coalesce(%s.%s, 0) + coalesce(excluded.%s, 0)", q, schema.Quote(t.Name), q, q))
-			} else {
-				sets = append(sets, fmt.Sprintf("%s = excluded.%s", q, q))
-			}
-		}
-		fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
-		if len(sets) == 0 {
-			b.WriteString("NOTHING")
-		} else {
-			b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
-		}
-	}
+	b.WriteString(sqlkit.OnConflict(t, cols, kind, schema.Quote))
 	return b.String()
 }
