@@ -198,3 +198,58 @@ func TestMetaRuleLoopDoesNotBlockModel(t *testing.T) {
 		t.Errorf("meta errors = %d, want the stop recorded", lib.Errors())
 	}
 }
+
+// TestRefusedHostCallKeepsLimits: a state read refused where there is no
+// state (the script's top level as the loader runs it, a queue script's
+// work) is a Lua error a script can catch; catching it must not leave the
+// call marked as waiting in the host, which the watchdog never stops.
+func TestRefusedHostCallKeepsLimits(t *testing.T) {
+	// within runs f, failing the test if it has not returned after d (it
+	// is then left spinning: the test has failed anyway).
+	within := func(d time.Duration, f func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(d):
+			t.Fatalf("still running after %s: the watchdog did not stop it", d)
+			return nil
+		}
+	}
+	opts := quiet
+	opts.Limits.CallTimeout = 300 * time.Millisecond
+	opts.Limits.WorkTimeout = 300 * time.Millisecond
+	load := lines(decl1m,
+		`pcall(state.get, "a")`,
+		`while true do end`,
+		`function process(msg) end`,
+		`function update(db) end`)
+	err := within(10*time.Second, func() error { _, err := luaapi.LoadSource("m.lua", load, opts); return err })
+	if want := "the script's top level ran longer than the limit of 300ms"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("load: %v, want %q", err, want)
+	}
+
+	srv, _ := lengthService(t)
+	wopts := queueOpts(srv.URL)
+	wopts.Limits = opts.Limits
+	work := `model {name = "x", summary = "s", description = "d", columns = {{name = "mid", type = "text", key = true}}, queue = {services = {"svc"}}}
+function process(msg) queue.push(msg.id) end
+function work(item) pcall(state.get, "a") while true do end end
+function done(item, result, err) end
+function update(db) end
+`
+	models, err := luaapi.LoadSource("q.lua", []byte(work), wopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := models[0].NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	err = within(10*time.Second, func() error { _, err := w.Work(context.Background(), []byte(`"a"`)); return err })
+	if !errors.Is(err, engine.ErrModelLimit) {
+		t.Errorf("work: %v, want the time limit", err)
+	}
+}

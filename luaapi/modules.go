@@ -103,8 +103,12 @@ func stateModule(L *lua.LState, m *Model) *lua.LTable {
 		return m.state
 	}
 	get := func(L *lua.LState, key string) lua.LValue {
+		// need raises where there is no state: before inHost, or a script
+		// that catches the error would leave the call marked as waiting in
+		// the host, where the watchdog never stops it.
+		st := need(L)
 		host := m.guard.inHost()
-		v, ok, err := need(L).Get(key)
+		v, ok, err := st.Get(key)
 		host.done()
 		if err != nil {
 			L.RaiseError("state.get(%q): %v", key, err)
