@@ -82,12 +82,20 @@ func maxRowsOf(int) int { return maxRows }
 
 // rowTexts are the texts of a model's multi-row writes by kind and column
 // set. They do not depend on the number of rows (the values go as arrays),
-// so each is written once instead of at every statement.
+// so each is written once instead of at every statement. They live as long
+// as the model's table, so they are forgotten, all at once, when there are
+// maxRowSets sets: a model whose rows name any subset of their columns
+// would otherwise add sets for as long as the daemon runs, each scanned by
+// every group of rows (sqlkit.ColSets.Of).
 type rowTexts struct {
 	mu    sync.Mutex
 	sets  sqlkit.ColSets
 	texts map[rowTextKey]string
 }
+
+// maxRowSets bounds the column sets a model's table remembers (a model
+// writes rows of a few).
+const maxRowSets = 64
 
 type rowTextKey struct {
 	kind engine.OpKind
@@ -98,13 +106,9 @@ type rowTextKey struct {
 // of the same kind on the same columns go into one statement, their values
 // sent as one array per column.
 func (m *modelTx) Apply(ops []engine.RowOp) error {
-	rt := &m.mt.rows
 	for len(ops) > 0 {
-		rt.mu.Lock()
-		set, n := rt.sets.Group(ops, maxRowsOf)
-		cols := rt.sets.Cols(set)
-		rt.mu.Unlock()
-		if err := m.apply(rowTextKey{kind: ops[0].Kind, cols: set}, cols, ops[:n]); err != nil {
+		q, cols, n := m.mt.rowSQL(ops)
+		if err := m.apply(ops[0].Kind, q, cols, ops[:n]); err != nil {
 			return err
 		}
 		ops = ops[n:]
@@ -112,7 +116,7 @@ func (m *modelTx) Apply(ops []engine.RowOp) error {
 	return nil
 }
 
-func (m *modelTx) apply(key rowTextKey, cols []string, ops []engine.RowOp) error {
+func (m *modelTx) apply(kind engine.OpKind, q string, cols []string, ops []engine.RowOp) error {
 	t := &m.mt.t
 	if m.nextID == 0 {
 		if err := m.tx.QueryRow(m.ctx, `SELECT coalesce(max("id"), 0) + 1 FROM `+quote(t.Name)).Scan(&m.nextID); err != nil {
@@ -139,20 +143,28 @@ func (m *modelTx) apply(key rowTextKey, cols []string, ops []engine.RowOp) error
 		}
 		args = append(args, arr)
 	}
-	if _, err := m.tx.Exec(m.ctx, m.mt.rowSQL(key, cols), args...); err != nil {
-		return rowError(m.mt.ident, key.kind.String(), err)
+	if _, err := m.tx.Exec(m.ctx, q, args...); err != nil {
+		return rowError(m.mt.ident, kind.String(), err)
 	}
 	return nil
 }
 
-// rowSQL is the statement that writes rows of the columns cols (sorted,
-// the set of key) with key's kind of operation.
-func (mt *modelTable) rowSQL(key rowTextKey, cols []string) string {
+// rowSQL returns the statement that writes the first n of ops, those of
+// the first's kind and column set, and their columns (sorted). The set's
+// number is only used under the lock: the sets may be forgotten as soon as
+// it is released.
+func (mt *modelTable) rowSQL(ops []engine.RowOp) (q string, cols []string, n int) {
 	rt := &mt.rows
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	if rt.sets.Len() >= maxRowSets {
+		rt.sets, rt.texts = sqlkit.ColSets{}, nil
+	}
+	set, n := rt.sets.Group(ops, maxRowsOf)
+	cols = rt.sets.Cols(set)
+	key := rowTextKey{kind: ops[0].Kind, cols: set}
 	if q, ok := rt.texts[key]; ok {
-		return q
+		return q, cols, n
 	}
 	t := &mt.t
 	var b strings.Builder
@@ -181,7 +193,7 @@ func (mt *modelTable) rowSQL(key rowTextKey, cols []string) string {
 		rt.texts = map[rowTextKey]string{}
 	}
 	rt.texts[key] = b.String()
-	return rt.texts[key]
+	return rt.texts[key], cols, n
 }
 
 // columnArray converts one column's values of ops to the array sent for

@@ -37,3 +37,12 @@ func (db *DB) AppendHeld(ctx context.Context, msgs []*engine.Message) (pgx.Tx, e
 	}
 	return tx, nil
 }
+
+// RowSets is how many column sets the multi-row writes of a model's table
+// remember.
+func (db *DB) RowSets(ident string) int {
+	rt := &db.table(ident).rows
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.sets.Len()
+}

@@ -44,6 +44,9 @@ type ColSets struct {
 	last int        // the number of the latest set found
 }
 
+// Len is how many column sets are numbered.
+func (s *ColSets) Len() int { return len(s.sets) }
+
 // Cols returns the columns (sorted) of set number i.
 func (s *ColSets) Cols(i int) []string { return s.sets[i] }
 
