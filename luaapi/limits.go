@@ -157,6 +157,11 @@ func (g *guard) chargeString(L *lua.LState, fn string, n int) {
 
 func (g *guard) enter(limit time.Duration) {
 	g.meter.Reset()
+	// A call starts outside the host. A host function that panicked
+	// between inHost and done (gopher-lua makes the panic the call's
+	// error) left the count up, and the watchdog never stops a call
+	// waiting in the host.
+	g.host.Store(0)
 	g.seq.Add(1)
 	g.limit.Store(int64(limit))
 	g.start.Store(time.Now().UnixNano())

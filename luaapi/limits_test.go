@@ -230,6 +230,31 @@ func TestRefusedHostCallKeepsLimits(t *testing.T) {
 		t.Errorf("load: %v, want %q", err, want)
 	}
 
+	// A host function that panics (the store's fault, which gopher-lua
+	// turns into the call's error) leaves the next calls under the limits.
+	m, err := luaapi.LoadSource("m.lua", lines(decl1m,
+		`function process(msg)`,
+		`  if msg.topic == "spin" then while true do end end`,
+		`  state.get("a")`,
+		`end`,
+		`function update(db) end`), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m[0].Open(panicState{}); err != nil {
+		t.Fatal(err)
+	}
+	defer m[0].Close()
+	if err := m[0].Process(context.Background(), decode(t, rawRecord("2024-a", "get", 1, `{}`))); err == nil || !strings.Contains(err.Error(), "the store broke") {
+		t.Errorf("a state read that panics: %v", err)
+	}
+	err = within(10*time.Second, func() error {
+		return m[0].Process(context.Background(), decode(t, rawRecord("2024-b", "spin", 2, `{}`)))
+	})
+	if !errors.Is(err, engine.ErrModelLimit) {
+		t.Errorf("a call after a host function panicked: %v, want the time limit", err)
+	}
+
 	srv, _ := lengthService(t)
 	wopts := queueOpts(srv.URL)
 	wopts.Limits = opts.Limits
@@ -253,3 +278,8 @@ function update(db) end
 		t.Errorf("work: %v, want the time limit", err)
 	}
 }
+
+// panicState is a State whose reads panic.
+type panicState struct{ fakeState }
+
+func (panicState) Get(string) (string, bool, error) { panic("the store broke") }
