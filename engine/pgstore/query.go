@@ -231,6 +231,10 @@ func eachRow(ctx context.Context, tx pgx.Tx, s sqlkit.Stmt, each func([]any)) er
 	return rows.Err()
 }
 
+// AnchorSpans returns how many time ranges were counted by page anchors,
+// for the tests.
+func (db *DB) AnchorSpans() int { return db.anchors.Spans() }
+
 // AnchorBuilds returns how many times a table's page anchors were read in
 // full (see sqlkit.Anchors), for the tests.
 func (db *DB) AnchorBuilds() int { return db.anchors.Builds() }

@@ -41,8 +41,9 @@ type Anchors struct {
 	// full pass per table at a time, the other requests walk the index
 	// meanwhile, as they did before anchors.
 	building map[string]bool
-	// builds counts the full passes, for the tests.
-	builds int
+	// builds counts the full passes, spans the time ranges counted by
+	// anchors, for the tests.
+	builds, spans int
 }
 
 // anchorSet is the anchors of one table as of the snapshot whose newest
@@ -110,6 +111,13 @@ func (a *Anchors) Builds() int {
 	return a.builds
 }
 
+// Spans returns how many time ranges were counted by anchors.
+func (a *Anchors) Spans() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.spans
+}
+
 // anchorQuery is what finding a page's first key by anchors needs from
 // ReadPage: the table, its order and the snapshot's figures.
 type anchorQuery struct {
@@ -125,62 +133,93 @@ type anchorQuery struct {
 	rows     int64 // the rows of the snapshot up to end
 }
 
-// firstKey returns the key of the row at ascending position pos (0-based)
-// among the rows with an id up to q.end, or ok false when anchors cannot
-// serve this snapshot (the caller walks the index instead).
-func (a *Anchors) firstKey(table string, q anchorQuery, pos int64) (key []any, ok bool, err error) {
+// setFor returns the anchors that serve snapshot q, reading them in full
+// when none do and q is the table's newest; nil when none can serve (the
+// caller then reads the rows without them).
+func (a *Anchors) setFor(table string, q anchorQuery) (*anchorSet, error) {
 	set := a.get(table)
 	if set != nil {
 		if valid, err := set.valid(q); err != nil {
-			return nil, false, err
+			return nil, err
 		} else if !valid {
 			set = nil
 		}
 	}
 	if set != nil {
 		if far, err := set.far(q); err != nil {
-			return nil, false, err
+			return nil, err
 		} else if far {
 			set = nil
 		}
 	}
-	if set == nil {
-		if q.end != q.newest {
-			return nil, false, nil // an old snapshot: not worth a full pass
-		}
-		if !a.claim(table) {
-			return nil, false, nil
-		}
-		set, err = build(q)
-		a.release(table)
-		if err != nil {
-			return nil, false, err
-		}
-		a.put(table, set)
+	if set != nil {
+		return set, nil
 	}
-	// The number of rows of the snapshot before key k: the anchors' own
-	// rank, less the rows the snapshot lacks, plus those it has besides.
-	rankOf := func(j int) (int64, error) {
-		rank := int64(j) * anchorEvery
-		lo, hi, sign := set.maxID, q.end, int64(1)
-		if q.end < set.maxID {
-			lo, hi, sign = q.end, set.maxID, -1
-		}
-		if lo == hi {
-			return rank, nil
-		}
-		p := &params{d: q.d}
-		n, err := q.r.Scalar(Stmt{`SELECT count(*) FROM ` + q.table + ` WHERE "id" > ` + p.add(lo) + ` AND "id" <= ` + p.add(hi) +
-			` AND ` + q.tuple + ` < (` + p.list(set.keys[j]) + `)`, p.args})
-		return rank + sign*n, err
+	if q.end != q.newest {
+		return nil, nil // an old snapshot: not worth a full pass
 	}
+	if !a.claim(table) {
+		return nil, nil
+	}
+	set, err := build(q)
+	a.release(table)
+	if err != nil {
+		return nil, err
+	}
+	a.put(table, set)
+	return set, nil
+}
+
+// firstKey returns the key of the row at ascending position pos (0-based)
+// among the rows with an id up to q.end, or ok false when anchors cannot
+// serve this snapshot (the caller walks the index instead).
+func (a *Anchors) firstKey(table string, q anchorQuery, pos int64) (key []any, ok bool, err error) {
+	set, err := a.setFor(table, q)
+	if err != nil || set == nil {
+		return nil, false, err
+	}
+	return set.keyAt(q, pos)
+}
+
+// moved counts the rows with an id between the set's newest and the
+// snapshot's End, signed: positive for rows the snapshot has besides the
+// set's, negative for rows it lacks. A key, if given, counts only the rows
+// before it. far has bounded their number.
+func (set *anchorSet) moved(q anchorQuery, before []any) (int64, error) {
+	lo, hi, sign := set.maxID, q.end, int64(1)
+	if q.end < set.maxID {
+		lo, hi, sign = q.end, set.maxID, -1
+	}
+	if lo == hi {
+		return 0, nil
+	}
+	p := &params{d: q.d}
+	sql := `SELECT count(*) FROM ` + q.table + ` WHERE "id" > ` + p.add(lo) + ` AND "id" <= ` + p.add(hi)
+	if before != nil {
+		sql += ` AND ` + q.tuple + ` < (` + p.list(before) + `)`
+	}
+	n, err := q.r.Scalar(Stmt{sql, p.args})
+	return sign * n, err
+}
+
+// rankOf is the number of rows of the snapshot before anchor j: the
+// anchors' own rank, less the rows the snapshot lacks, plus those it has
+// besides.
+func (set *anchorSet) rankOf(q anchorQuery, j int) (int64, error) {
+	n, err := set.moved(q, set.keys[j])
+	return int64(j)*anchorEvery + n, err
+}
+
+// keyAt returns the key of the row at ascending position pos (0-based)
+// among the rows with an id up to q.end.
+func (set *anchorSet) keyAt(q anchorQuery, pos int64) (key []any, ok bool, err error) {
 	j := int(pos / anchorEvery)
 	if j >= len(set.keys) {
 		j = len(set.keys) - 1
 	}
 	var rank int64
 	for ; j >= 0; j-- {
-		if rank, err = rankOf(j); err != nil {
+		if rank, err = set.rankOf(q, j); err != nil {
 			return nil, false, err
 		}
 		if rank <= pos {

@@ -146,11 +146,27 @@ func ReadPage(d Dialect, t *schema.Table, q engine.RowQuery, r Reader) (engine.R
 		}
 	}
 
+	newest := func() (int64, error) {
+		if q.End <= 0 {
+			return page.End, nil
+		}
+		n, err := r.Scalar(one(`SELECT max("id") FROM ` + table))
+		if err != nil {
+			return 0, fmt.Errorf("newest row: %w", err)
+		}
+		return n, nil
+	}
+	aq := anchorQuery{d: d, r: r, name: t.Name, table: table, keyCols: keyCols, tuple: tuple, orderAsc: orderBy(false),
+		end: page.End}
+
 	// Total: the matching rows, capped by the limit. Without a time
 	// filter it is the kept row count (less the rows past End, which are
-	// the few committed since the listing began); with one, the cap goes
-	// into the query so that a small limit on a huge table stays cheap.
+	// the few committed since the listing began); with one, the
+	// difference of the ranks of its edges, from the anchors, or else a
+	// count with the cap in the query, so that a small limit on a huge
+	// table stays cheap.
 	var total int64
+	var span *timeSpan
 	if !timeFiltered {
 		if total, err = r.Scalar(one(`SELECT n FROM table_rows WHERE name = `+d.Param(1), t.Name)); err != nil {
 			return page, fmt.Errorf("count rows: %w", err)
@@ -163,13 +179,29 @@ func ReadPage(d Dialect, t *schema.Table, q engine.RowQuery, r Reader) (engine.R
 			total = max(total-past, 0)
 		}
 	} else {
-		cp := base.with()
-		countSQL := "SELECT count(*) FROM " + table + filter
-		if q.Limit > 0 {
-			countSQL = "SELECT count(*) FROM (SELECT 1 FROM " + table + filter + " LIMIT " + cp.add(q.Limit) + ") AS capped"
+		if r.Anchors != nil {
+			if aq.newest, err = newest(); err != nil {
+				return page, err
+			}
+			// The whole table's rows, for the anchors' slack only.
+			if aq.rows, err = r.Scalar(one(`SELECT n FROM table_rows WHERE name = `+d.Param(1), t.Name)); err != nil {
+				return page, fmt.Errorf("count rows: %w", err)
+			}
+			if span, err = r.Anchors.span(t.Name, aq, q.Start, q.Stop); err != nil {
+				return page, fmt.Errorf("count rows: %w", err)
+			}
 		}
-		if total, err = r.Scalar(Stmt{countSQL, cp.args}); err != nil {
-			return page, fmt.Errorf("count rows: %w", err)
+		if span != nil {
+			total = span.hi - span.lo
+		} else {
+			cp := base.with()
+			countSQL := "SELECT count(*) FROM " + table + filter
+			if q.Limit > 0 {
+				countSQL = "SELECT count(*) FROM (SELECT 1 FROM " + table + filter + " LIMIT " + cp.add(q.Limit) + ") AS capped"
+			}
+			if total, err = r.Scalar(Stmt{countSQL, cp.args}); err != nil {
+				return page, fmt.Errorf("count rows: %w", err)
+			}
 		}
 	}
 	uncapped := total
@@ -199,31 +231,38 @@ func ReadPage(d Dialect, t *schema.Table, q engine.RowQuery, r Reader) (engine.R
 		}
 		return tuple + " " + op + " (" + strings.Join(ph, ", ") + ")"
 	}
+	// The key of a deep page's first row, from the nearest anchor.
+	var first []any
+	if after == nil && q.Offset >= deepOffset && r.Anchors != nil {
+		switch {
+		case span != nil:
+			pos := span.lo + int64(q.Offset)
+			if q.Desc {
+				pos = span.hi - 1 - int64(q.Offset)
+			}
+			if first, _, err = span.set.keyAt(span.q, pos); err != nil {
+				return page, fmt.Errorf("read rows: %w", err)
+			}
+		case !timeFiltered:
+			if aq.newest, err = newest(); err != nil {
+				return page, err
+			}
+			pos := int64(q.Offset)
+			if q.Desc {
+				pos = uncapped - 1 - pos
+			}
+			aq.rows = uncapped
+			if first, _, err = r.Anchors.firstKey(t.Name, aq, pos); err != nil {
+				return page, fmt.Errorf("read rows: %w", err)
+			}
+		}
+	}
 	pageFilter, pp, offset := filter, base.with(), q.Offset
 	switch {
 	case after != nil:
 		pageFilter, offset = and(cmp(pp, q.Desc, false, after)), 0
-	case q.Offset >= deepOffset && !timeFiltered && r.Anchors != nil:
-		// The key of the page's first row, from the nearest anchor.
-		newest, err := r.Scalar(one(`SELECT max("id") FROM ` + table))
-		if err != nil {
-			return page, fmt.Errorf("newest row: %w", err)
-		}
-		pos := int64(q.Offset)
-		if q.Desc {
-			pos = uncapped - 1 - pos
-		}
-		aq := anchorQuery{d: d, r: r, name: t.Name, table: table, keyCols: keyCols, tuple: tuple, orderAsc: orderBy(false),
-			end: page.End, newest: newest, rows: uncapped}
-		first, ok, err := r.Anchors.firstKey(t.Name, aq, pos)
-		if err != nil {
-			return page, fmt.Errorf("read rows: %w", err)
-		}
-		if ok {
-			pageFilter, offset = and(cmp(pp, q.Desc, true, first)), 0
-			break
-		}
-		fallthrough
+	case first != nil:
+		pageFilter, offset = and(cmp(pp, q.Desc, true, first)), 0
 	case q.Offset >= deepOffset:
 		// The key of the page's first row, read from the nearer end of
 		// the range (only without a limit: a limit cuts the far end).

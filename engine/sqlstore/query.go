@@ -263,6 +263,10 @@ func keyAt(ctx context.Context, tx *sql.Tx, query string, args []any) ([]any, er
 	return vals, rows.Err()
 }
 
+// AnchorSpans returns how many time ranges were counted by page anchors,
+// for the tests.
+func (db *DB) AnchorSpans() int { return db.anchors.Spans() }
+
 // AnchorBuilds returns how many times a table's page anchors were read in
 // full (see sqlkit.Anchors), for the tests.
 func (db *DB) AnchorBuilds() int { return db.anchors.Builds() }

@@ -20,23 +20,8 @@ func TestDeepPagesByAnchors(t *testing.T) {
 		ctx := t.Context()
 		builds := db.(interface{ AnchorBuilds() int }).AnchorBuilds
 		register(t, db, "a")
-		rng := rand.New(rand.NewPCG(7, 9))
-		cats := []string{"a", "B", "b", "é", "z", "zz", "Ω"}
-		seq := int64(0)
-		grow := func(n int, spread float64) {
-			var ops []engine.RowOp
-			seen := map[string]bool{} // a batch holds a key once, as the engine folds it
-			for i := 0; i < n; i++ {
-				seq++
-				ts := float64(60 * int64(rng.Float64()*spread))
-				cat := cats[rng.IntN(len(cats))]
-				if k := fmt.Sprint(ts, cat); !seen[k] {
-					seen[k] = true
-					ops = append(ops, engine.RowOp{Kind: engine.OpAdd, Row: row(ts, cat, seq)})
-				}
-			}
-			commit(t, db, "a", ops, nil, engine.Checkpoint{Cursor: engine.Position{TimeUS: seq, Key: "k"}})
-		}
+		grow0 := grower(t, db, "a", rand.New(rand.NewPCG(7, 9)))
+		grow := func(n int, spread float64) { grow0(n, 0, spread) }
 		all := func(end int64) [][]any { return listByKey(t, db, "a", end, 97) }
 		check := func(what string, end int64) {
 			t.Helper()
@@ -87,6 +72,30 @@ func TestDeepPagesByAnchors(t *testing.T) {
 		}
 		check("old snapshot, far behind", old)
 	})
+}
+
+// grower returns what commits n rows to the model's table in one batch,
+// at random categories and whole minutes in [from, from+spread minutes):
+// rows at the end, in the middle, or updates of existing ones (the same
+// key again), as the rows' ids go up.
+func grower(t *testing.T, db store, ident string, rng *rand.Rand) func(n int, from, spread float64) {
+	cats := []string{"a", "B", "b", "é", "z", "zz", "Ω"}
+	seq := int64(0)
+	return func(n int, from, spread float64) {
+		t.Helper()
+		var ops []engine.RowOp
+		seen := map[string]bool{} // a batch holds a key once, as the engine folds it
+		for i := 0; i < n; i++ {
+			seq++
+			ts := from + float64(60*int64(rng.Float64()*spread))
+			cat := cats[rng.IntN(len(cats))]
+			if k := fmt.Sprint(ts, cat); !seen[k] {
+				seen[k] = true
+				ops = append(ops, engine.RowOp{Kind: engine.OpAdd, Row: row(ts, cat, seq)})
+			}
+		}
+		commit(t, db, ident, ops, nil, engine.Checkpoint{Cursor: engine.Position{TimeUS: seq, Key: "k"}})
+	}
 }
 
 // listByKey lists the model's table as of end (0: the newest) page after
