@@ -70,3 +70,23 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*1450)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// A released argument slice holds no value of any statement it served,
+// also past the last statement's length (a longer one before it), so the
+// pool keeps no model's row values alive.
+func TestRowWriterReleaseDropsEveryValue(t *testing.T) {
+	var w rowWriter
+	w.args = &[]any{}
+	*w.args = append(*w.args, "a", "b", "c", "d", "e")
+	*w.args = (*w.args)[:2] // the last statement was shorter
+	s := w.args
+	w.release()
+	if w.args != nil {
+		t.Fatal("release kept the slice")
+	}
+	for i, v := range (*s)[:cap(*s)] {
+		if v != nil {
+			t.Errorf("value %d still held after release: %v", i, v)
+		}
+	}
+}

@@ -39,8 +39,10 @@ var argsPool = sync.Pool{New: func() any { return new([]any) }}
 // release gives back the argument slice, without the values it held.
 func (w *rowWriter) release() {
 	if w.args != nil {
-		clear(*w.args)
+		// Up to its capacity: a longer statement before the last one
+		// left values past the last one's length.
 		*w.args = (*w.args)[:0]
+		clear((*w.args)[:cap(*w.args)])
 		argsPool.Put(w.args)
 		w.args = nil
 	}
