@@ -220,7 +220,14 @@ func columnValues[T any](c schema.Column, ops []engine.RowOp) ([]*T, error) {
 			return nil, err
 		}
 		if v != nil {
-			vals[i] = v.(T)
+			// StoreValue gives a column's type as T; checked all the
+			// same, since a panic here would end the daemon, not the
+			// commit.
+			x, ok := v.(T)
+			if !ok {
+				return nil, fmt.Errorf("column %q (%s): a %T where the store expects a %T", c.Name, c.Type, v, x)
+			}
+			vals[i] = x
 			out[i] = &vals[i]
 		}
 	}
